@@ -1,0 +1,344 @@
+"""Sans-I/O core of the streaming JSON protocol: text in -> replies and model work out.
+
+No sockets, no asyncio, no model here (like `websockets`' own protocol classes): the adapter in
+`psfuture.server` feeds each received text frame to `ServerProtocol.receive`, sends the `Reply`s, runs the
+`Work` items off the event loop in order, and feeds the outcome back through `opened` / `wrote` /
+`finished` / `failed`, which answer more `Reply`s.
+
+Client -> server: {"type": "start", ...settings}, {"type": "source", "text": ...}, {"type": "end"},
+{"type": "cancel"}; each may carry "id" to run several streams at once on one connection.
+Server -> client: {"type": "ready"}, {"type": "target"}, {"type": "done"}, {"type": "error"}.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Union
+
+PROTOCOL_VERSION = 1
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-server limits; each keeps one hostile or buggy client from starving the others."""
+
+    max_message_bytes: int = 64 * 1024  # larger frames are refused with close code 1009
+    max_words_per_stream: int = 2000  # a sentence-level model has no use for more
+    max_streams_per_connection: int = 4  # open at the same time on one connection
+    max_streams: int = 64  # open at the same time on the whole server
+    max_connections: int = 256
+    idle_timeout_s: float = 300.0  # a connection silent this long is closed
+    max_pending_replies: int = 1000  # a client that never reads is cut off
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"Limits.{f.name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Read/write policy settings of one stream; the same fields as the CLI's options and a `start` message's."""
+
+    policy: str = "psfuture"
+    threshold: float | None = None
+    target_al: float | None = None
+    k: int | None = None
+
+    @classmethod
+    def from_message(cls, message: dict, default: "StreamSettings") -> "StreamSettings":
+        given = {f.name: message[f.name] for f in fields(cls) if f.name in message}
+        for name, value in given.items():
+            expected = str if name == "policy" else int if name == "k" else float
+            if value is None:
+                continue
+            ok = isinstance(value, str) if expected is str else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+            if expected is int:
+                ok = ok and float(value).is_integer()
+            if not ok:
+                kind = {str: "a string", int: "an integer", float: "a number"}[expected]
+                raise ProtocolError("bad_setting", f"'{name}' must be {kind}, got {json.dumps(value)}")
+        if "policy" in given and given["policy"] != default.policy:
+            # A policy switch must not inherit the default policy's knobs (say a threshold for wait-k).
+            default = cls(policy=given["policy"])
+        if "k" in given and given["k"] is not None:
+            given["k"] = int(given["k"])
+        return cls(**{**asdict(default), **given})
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class ProtocolError(Exception):
+    """A client mistake, answered with {"type": "error", "code": code, "message": message}."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- what the core asks of the adapter ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    """A JSON message to send to the client."""
+
+    message: dict
+
+    def text(self) -> str:
+        return json.dumps(self.message, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Open:
+    stream: int
+    settings: StreamSettings
+
+
+@dataclass(frozen=True)
+class Push:
+    stream: int
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finish:
+    stream: int
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Forget the stream's session (cancelled, failed or its connection gone); no reply is expected."""
+
+    stream: int
+
+
+Work = Union[Open, Push, Finish, Drop]
+Event = Union[Reply, Work]
+
+
+class Capacity:
+    """Count of open streams shared by all connections of one server (used from one thread only)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.closed = False  # shutting down: no new streams
+
+    def acquire(self) -> bool:
+        if self.closed or self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def release(self) -> None:
+        self.used = max(0, self.used - 1)
+
+
+class WordBuffer:
+    """Splits streamed text into complete words; a word is complete once whitespace follows it."""
+
+    def __init__(self):
+        self.partial = ""
+
+    def feed(self, text: str) -> list[str]:
+        words = (self.partial + text).split()
+        self.partial = ""
+        if words and text and not text[-1].isspace():
+            self.partial = words.pop()
+        return words
+
+    def flush(self) -> list[str]:
+        words, self.partial = self.partial.split(), ""
+        return words
+
+
+@dataclass
+class _Stream:
+    number: int  # unique per connection; the adapter's handle for the model work
+    id: str  # the client's name for it
+    words: WordBuffer = field(default_factory=WordBuffer)
+    source_words: int = 0
+    target_words: int = 0
+    ended: bool = False
+
+
+_FIELDS = {
+    "start": {"type", "id"} | {f.name for f in fields(StreamSettings)},
+    "source": {"type", "id", "text"},
+    "end": {"type", "id"},
+    "cancel": {"type", "id"},
+}
+
+
+class ServerProtocol:
+    """Protocol state of one connection: its open streams and what each may do next."""
+
+    def __init__(self, limits: Limits = Limits(), capacity: Capacity | None = None,
+                 defaults: StreamSettings = StreamSettings()):
+        self.limits = limits
+        self.capacity = capacity if capacity is not None else Capacity(limits.max_streams)
+        self.defaults = defaults
+        self.streams: dict[str, _Stream] = {}
+        self._by_number: dict[int, _Stream] = {}
+        self._numbers = 0
+
+    def hello(self, **info: Any) -> Reply:
+        """The first message on a connection: what the server offers."""
+        return Reply({"type": "hello", "protocol": PROTOCOL_VERSION, **info})
+
+    # --- client input ---
+
+    def receive(self, text: str) -> list[Event]:
+        """One text frame from the client -> replies to send and work to run, in order."""
+        message = None
+        try:
+            message = self._parse(text)
+            return getattr(self, "_on_" + message["type"])(message)
+        except ProtocolError as e:
+            reply = {"type": "error", "code": e.code, "message": e.message}
+            if message is not None and "id" in message:
+                reply["id"] = message["id"]
+            return [Reply(reply)]
+
+    def close(self) -> list[Work]:
+        """The connection is gone: drop every stream it had open."""
+        return [event for s in list(self.streams.values()) for event in self._forget(s)]
+
+    def _parse(self, text: str) -> dict:
+        try:
+            message = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise ProtocolError("bad_json", "message is not valid JSON; send one JSON object per text frame") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("bad_message", 'message must be a JSON object like {"type": "source", "text": "..."}')
+        kind = message.get("type")
+        if kind not in _FIELDS:
+            raise ProtocolError("unknown_type", f"unknown message type {json.dumps(kind)[:40]}; "
+                                f"expected one of {', '.join(sorted(_FIELDS))}")
+        unknown = sorted(set(message) - _FIELDS[kind])
+        if unknown:
+            raise ProtocolError("unknown_field", f"'{kind}' message has unknown field(s) "
+                                f"{', '.join(json.dumps(k)[:40] for k in unknown[:5])}; "
+                                f"allowed: {', '.join(sorted(_FIELDS[kind]))}")
+        if "id" in message and not (isinstance(message["id"], str) and _ID_RE.match(message["id"])):
+            raise ProtocolError("bad_id", "'id' must be a string of 1-64 letters, digits or _.:-")
+        return message
+
+    def _stream_for(self, message: dict) -> _Stream:
+        if "id" in message:
+            stream = self.streams.get(message["id"])
+            if stream is None:
+                raise ProtocolError("unknown_stream", f"no open stream with id {json.dumps(message['id'])}; "
+                                    'send {"type": "start"} first')
+            return stream
+        if len(self.streams) == 1:
+            return next(iter(self.streams.values()))
+        if not self.streams:
+            raise ProtocolError("no_stream", 'no stream is open; send {"type": "start"} first')
+        raise ProtocolError("ambiguous_stream", "several streams are open; say which with 'id'")
+
+    def _on_start(self, message: dict) -> list[Event]:
+        settings = StreamSettings.from_message(message, self.defaults)
+        stream_id = message.get("id") or self._free_id()
+        if stream_id in self.streams:
+            raise ProtocolError("stream_open", f"stream {json.dumps(stream_id)} is still open; send "
+                                '{"type": "end"} and wait for "done" (or "cancel") before starting it again')
+        if len(self.streams) >= self.limits.max_streams_per_connection:
+            raise ProtocolError("too_many_streams", f"at most {self.limits.max_streams_per_connection} streams "
+                                "may be open on one connection; end one first")
+        if not self.capacity.acquire():
+            if self.capacity.closed:
+                raise ProtocolError("shutting_down", "the server is shutting down; reconnect later")
+            raise ProtocolError("busy", "the server is at its limit of concurrent streams; try again later")
+        self._numbers += 1
+        stream = _Stream(self._numbers, stream_id)
+        self.streams[stream_id] = self._by_number[stream.number] = stream
+        return [Open(stream.number, settings)]
+
+    def _free_id(self) -> str:
+        n = len(self.streams) + 1
+        while str(n) in self.streams:
+            n += 1
+        return str(n)
+
+    def _on_source(self, message: dict) -> list[Event]:
+        stream = self._stream_for(message)
+        text = message.get("text")
+        if not isinstance(text, str):
+            raise ProtocolError("bad_message", "'source' needs 'text', a string of source words")
+        if stream.ended:
+            raise ProtocolError("stream_ended", f"stream {json.dumps(stream.id)} has ended; "
+                                "start a new stream for more source text")
+        return self._push(stream, stream.words.feed(text))
+
+    def _push(self, stream: _Stream, words: list[str]) -> list[Event]:
+        if not words:
+            return []
+        stream.source_words += len(words)
+        if stream.source_words > self.limits.max_words_per_stream:
+            return self._fail(stream, "too_many_words", f"a stream may have at most "
+                              f"{self.limits.max_words_per_stream} source words; split the text into sentences")
+        return [Push(stream.number, tuple(words))]
+
+    def _on_end(self, message: dict) -> list[Event]:
+        stream = self._stream_for(message)
+        if stream.ended:
+            raise ProtocolError("stream_ended", f"stream {json.dumps(stream.id)} has already ended")
+        events = self._push(stream, stream.words.flush())
+        if stream.id not in self.streams:  # the last words broke a limit
+            return events
+        stream.ended = True
+        return events + [Finish(stream.number)]
+
+    def _on_cancel(self, message: dict) -> list[Event]:
+        stream = self._stream_for(message)
+        return self._forget(stream) + [Reply({"type": "cancelled", "id": stream.id})]
+
+    # --- outcomes of the model work ---
+
+    def opened(self, number: int, info: dict) -> list[Reply]:
+        stream = self._by_number.get(number)
+        if stream is None:
+            return []
+        return [Reply({"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **info})]
+
+    def wrote(self, number: int, words: list[str], source_read: int, delays: list[int],
+              **extra: Any) -> list[Reply]:
+        """New target words; `delays` are the source words read when each was written."""
+        stream = self._by_number.get(number)
+        if stream is None or not words:
+            return []
+        stream.target_words += len(words)
+        return [Reply({"type": "target", "id": stream.id, "text": " ".join(words), "words": list(words),
+                       "source_read": source_read, "delays": list(delays), **extra})]
+
+    def finished(self, number: int, text: str, **summary: Any) -> list[Event]:
+        stream = self._by_number.get(number)
+        if stream is None:
+            return []
+        self._forget(stream)
+        return [Reply({"type": "done", "id": stream.id, "text": text, **summary})]
+
+    def failed(self, number: int, code: str, message: str) -> list[Event]:
+        """The model work for a stream failed; the stream is gone and the client is told why."""
+        stream = self._by_number.get(number)
+        if stream is None:
+            return []
+        return self._fail(stream, code, message)
+
+    def _fail(self, stream: _Stream, code: str, message: str) -> list[Event]:
+        return self._forget(stream) + [Reply({"type": "error", "id": stream.id, "code": code, "message": message})]
+
+    def _forget(self, stream: _Stream) -> list[Work]:
+        if self.streams.pop(stream.id, None) is None:
+            return []
+        del self._by_number[stream.number]
+        self.capacity.release()
+        return [Drop(stream.number)]

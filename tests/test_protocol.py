@@ -1,0 +1,153 @@
+import json
+
+import pytest
+
+from psfuture.protocol import (Capacity, Drop, Finish, Limits, Open, Push, Reply, ServerProtocol, StreamSettings,
+                               WordBuffer)
+
+
+def replies(events):
+    return [e.message for e in events if isinstance(e, Reply)]
+
+
+def work(events):
+    return [e for e in events if not isinstance(e, Reply)]
+
+
+def send(proto, **message):
+    return proto.receive(json.dumps(message))
+
+
+def test_word_buffer_holds_back_a_partial_word():
+    b = WordBuffer()
+    assert b.feed("Im Anf") == ["Im"]
+    assert b.feed("ang schuf ") == ["Anfang", "schuf"]
+    assert b.feed("") == []
+    assert b.feed("  Gott\tdie\n") == ["Gott", "die"]
+    assert b.feed("Erde.") == []
+    assert b.flush() == ["Erde."]
+    assert b.flush() == []
+
+
+def test_full_exchange_produces_ordered_work_and_replies():
+    p = ServerProtocol()
+    [open_] = send(p, type="start", threshold=0.5)
+    assert isinstance(open_, Open) and open_.settings.threshold == 0.5 and open_.settings.policy == "psfuture"
+    n = open_.stream
+    assert replies(p.opened(n, {"model": "m"})) == [{"type": "ready", "id": "1", "protocol": 1, "model": "m"}]
+    assert send(p, type="source", text="Im Anfang sch") == [Push(n, ("Im", "Anfang"))]
+    assert send(p, type="source", text="uf") == []
+    assert send(p, type="end") == [Push(n, ("schuf",)), Finish(n)]
+    [target] = replies(p.wrote(n, ["In", "the"], 2, [1, 2], lag_ms=3.0))
+    assert target == {"type": "target", "id": "1", "text": "In the", "words": ["In", "the"], "source_read": 2,
+                      "delays": [1, 2], "lag_ms": 3.0}
+    [done] = replies(p.finished(n, "In the beginning", delays=[1, 2, 3]))
+    assert done["type"] == "done" and done["text"] == "In the beginning"
+    assert p.streams == {} and p.capacity.used == 0
+    # The connection can run another stream afterwards.
+    [open2] = send(p, type="start")
+    assert open2.stream != n
+
+
+def test_concurrent_streams_by_id_stay_apart():
+    p = ServerProtocol()
+    a = send(p, type="start", id="a")[0].stream
+    b = send(p, type="start", id="b")[0].stream
+    assert send(p, type="source", id="b", text="x y ") == [Push(b, ("x", "y"))]
+    assert send(p, type="source", id="a", text="z ") == [Push(a, ("z",))]
+    [err] = replies(send(p, type="source", text="w "))
+    assert err["code"] == "ambiguous_stream"
+    assert replies(p.wrote(a, ["Z"], 1, [1]))[0]["id"] == "a"
+    [err] = replies(send(p, type="start", id="a"))
+    assert err["code"] == "stream_open" and err["id"] == "a"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("{not json", "bad_json"),
+    ("[1, 2]", "bad_message"),
+    ('"start"', "bad_message"),
+    ("{}", "unknown_type"),
+    ('{"type": "hello"}', "unknown_type"),
+    ('{"type": "start", "beam": 5}', "unknown_field"),
+    ('{"type": "start", "threshold": "high"}', "bad_setting"),
+    ('{"type": "start", "threshold": true}', "bad_setting"),
+    ('{"type": "start", "k": 2.5}', "bad_setting"),
+    ('{"type": "start", "policy": 3}', "bad_setting"),
+    ('{"type": "start", "id": ""}', "bad_id"),
+    ('{"type": "start", "id": "a b"}', "bad_id"),
+    ('{"type": "start", "id": 7}', "bad_id"),
+    ('{"type": "source", "text": "x"}', "no_stream"),
+    ('{"type": "end"}', "no_stream"),
+    ('{"type": "end", "id": "nope"}', "unknown_stream"),
+    ("[" * 100000, "bad_json"),
+])
+def test_malformed_messages_get_an_error_and_change_nothing(text, code):
+    p = ServerProtocol()
+    events = p.receive(text)
+    assert [e["type"] for e in replies(events)] == ["error"] and work(events) == []
+    assert replies(events)[0]["code"] == code
+    assert p.streams == {} and p.capacity.used == 0
+
+
+def test_source_after_end_and_double_end_are_refused():
+    p = ServerProtocol()
+    n = send(p, type="start")[0].stream
+    send(p, type="end")
+    for message in ({"type": "source", "text": "more "}, {"type": "end"}):
+        [err] = replies(p.receive(json.dumps(message)))
+        assert err["code"] == "stream_ended"
+    [err] = replies(send(p, type="source"))
+    assert err["code"] == "bad_message"
+    p.finished(n, "")
+    assert send(p, type="source", text="x ")[0].message["code"] == "no_stream"
+
+
+def test_word_limit_closes_the_stream():
+    p = ServerProtocol(Limits(max_words_per_stream=3))
+    n = send(p, type="start")[0].stream
+    assert work(send(p, type="source", text="a b c")) == [Push(n, ("a", "b"))]
+    events = send(p, type="source", text=" d ")
+    assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "too_many_words"
+    assert p.streams == {} and p.capacity.used == 0
+    # Outcomes of work already queued for the dropped stream are ignored.
+    assert p.wrote(n, ["A"], 1, [1]) == [] and p.finished(n, "A") == []
+
+
+def test_stream_limits_per_connection_and_global():
+    cap = Capacity(3)
+    p1 = ServerProtocol(Limits(max_streams_per_connection=2), cap)
+    p2 = ServerProtocol(Limits(max_streams_per_connection=2), cap)
+    send(p1, type="start", id="a"), send(p1, type="start", id="b")
+    assert replies(send(p1, type="start", id="c"))[0]["code"] == "too_many_streams"
+    send(p2, type="start")
+    assert replies(send(p2, type="start", id="x"))[0]["code"] == "busy"
+    assert [type(e) for e in p1.close()] == [Drop, Drop] and cap.used == 1
+    assert isinstance(send(p2, type="start", id="x")[0], Open)
+    cap.closed = True
+    assert replies(send(p2, type="start", id="y"))[0]["code"] == "too_many_streams"
+    p2.close()
+    assert replies(send(p2, type="start", id="y"))[0]["code"] == "shutting_down"
+
+
+def test_cancel_and_failure_drop_the_stream():
+    p = ServerProtocol()
+    n = send(p, type="start", id="s")[0].stream
+    events = send(p, type="cancel")
+    assert work(events) == [Drop(n)] and replies(events) == [{"type": "cancelled", "id": "s"}]
+    n = send(p, type="start", id="s")[0].stream
+    events = p.failed(n, "internal", "internal error")
+    assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "internal"
+    assert p.streams == {}
+
+
+def test_settings_follow_the_defaults_unless_the_policy_changes():
+    default = StreamSettings(policy="psfuture", threshold=0.3)
+    assert StreamSettings.from_message({"type": "start"}, default) == default
+    assert StreamSettings.from_message({"k": 3, "policy": "waitk"}, default) == StreamSettings(policy="waitk", k=3)
+    assert StreamSettings.from_message({"target_al": 4}, default).target_al == 4
+    assert default.as_dict() == {"policy": "psfuture", "threshold": 0.3}
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError, match="max_streams"):
+        Limits(max_streams=0)
