@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Tokenize a parallel corpus with one joint SentencePiece model and binarize it for fairseq.
+
+    python scripts/prepare.py --corpus data/corpus --out data/bin --vocab-size 8000
+
+Reads <corpus>/{train,valid,test}.{de,en}; writes <out>/spm.model, the joined dictionary and
+fairseq's binary splits. Deterministic for a given corpus.
+"""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import sentencepiece as spm
+
+SRC, TGT = "de", "en"
+SPLITS = ("train", "valid", "test")
+
+
+def train_spm(corpus: Path, out: Path, vocab_size: int, threads: int) -> Path:
+    prefix = out / "spm"
+    spm.SentencePieceTrainer.train(
+        input=[str(corpus / f"train.{SRC}"), str(corpus / f"train.{TGT}")],
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        # fairseq's dictionary owns the specials; keep SentencePiece's out of the way.
+        bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
+        input_sentence_size=2_000_000,
+        shuffle_input_sentence=True,
+        seed_sentencepiece_size=1_000_000,
+        num_threads=threads,
+        minloglevel=2,
+    )
+    return prefix.with_suffix(".model")
+
+
+def encode(sp: spm.SentencePieceProcessor, src: Path, dst: Path) -> None:
+    with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
+        for line in fin:
+            fout.write(" ".join(sp.encode(line.strip(), out_type=str)) + "\n")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    ap.add_argument("--out", type=Path, default=Path("data/bin"))
+    ap.add_argument("--vocab-size", type=int, default=8000)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    for split in SPLITS:
+        for lang in (SRC, TGT):
+            if not (args.corpus / f"{split}.{lang}").is_file():
+                sys.exit(f"error: {args.corpus / f'{split}.{lang}'} is missing; build the corpus first "
+                         "(python scripts/build_data.py)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    tok = args.out / "spm-text"
+    tok.mkdir(exist_ok=True)
+    model = train_spm(args.corpus, args.out, args.vocab_size, args.workers)
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    for split in SPLITS:
+        for lang in (SRC, TGT):
+            encode(sp, args.corpus / f"{split}.{lang}", tok / f"{split}.{lang}")
+    for f in args.out.glob("dict.*.txt"):
+        f.unlink()
+    subprocess.run(
+        [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", SRC, "--target-lang", TGT,
+         "--trainpref", str(tok / "train"), "--validpref", str(tok / "valid"), "--testpref", str(tok / "test"),
+         "--destdir", str(args.out), "--joined-dictionary", "--workers", str(args.workers)],
+        check=True,
+    )
+    print(f"prepared {args.out} (vocab {len(sp)} pieces)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="psfuture",
+    version="0.1.0",
+    description="Simultaneous machine translation with the PsFuture read/write policy",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["psfuture", "psfuture.*"]),
+    package_data={"psfuture": ["web/*"]},
+    install_requires=[
+        # The CPU wheel on local disk; any other spec pulls a multi-GB CUDA build.
+        "torch==2.13.0",
+        # Upstream fairseq main built for Python 3.11 (fairseq 0.12.2 does not import on 3.11).
+        "ve-fairseq==0.12.3",
+        "simuleval==1.1.4",
+        "sacrebleu>=2.4,<3",
+        "sentencepiece>=0.2",
+        "websockets>=13,<16",
+        "numpy",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20"],
+    },
+    entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
+)
