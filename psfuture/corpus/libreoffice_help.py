@@ -7,6 +7,7 @@ from pathlib import Path
 import lxml.html
 
 from . import Pair
+from .clean import line_breaks_to_spaces
 
 _ID = re.compile(r"^(?:par|hd)_id")
 
@@ -27,6 +28,7 @@ def segments(html: bytes) -> dict[str, str]:
     sections keeps its first text."""
     root = lxml.html.fromstring(html)
     _resolve_switches(root)
+    line_breaks_to_spaces(root)
     out: dict[str, str] = {}
     for el in root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6"):
         ident = el.get("id", "")
