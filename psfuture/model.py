@@ -1,0 +1,362 @@
+"""The one model adapter: a fairseq translation transformer plus its SentencePiece model.
+
+Every policy and front end talks to the network through `Model.next_token`: a batch of
+(source ids, target prefix ids) queries in, next-token log-probs and cross-attention out.
+Work is reused where the math allows:
+  * encoder outputs are cached per exact source id tuple;
+  * decoder states are cached per (source, target prefix), so a query that extends a cached
+    prefix by one token runs one incremental decoder step (fairseq's incremental_state);
+    a query without a cached parent runs the whole prefix once and keeps the state it built.
+The encoder is bidirectional, so a new source word invalidates every decoder state for it:
+states are keyed by the exact source, never reused across sources.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import torch
+
+from psfuture import _quiet_fairseq_logging
+from psfuture.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "offline"
+REQUIRED_FILES = ("checkpoint.pt", "spm.model")
+WORD_START = "\u2581"  # SentencePiece's word-boundary marker
+
+
+@dataclass(frozen=True)
+class Query:
+    """Ask for the next target token after `prefix` given `src` (both without BOS; add EOS to src yourself)."""
+
+    src: tuple[int, ...]
+    prefix: tuple[int, ...] = ()
+    attn_layer: int | None = None  # decoder layer whose cross-attention is returned; None = last
+
+
+@dataclass(frozen=True)
+class Answer:
+    logprobs: torch.Tensor  # [vocab] float32 log-probabilities of the next token
+    attn: torch.Tensor  # [len(src)] cross-attention of the next token, averaged over heads
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What policies may know about the target/source vocabulary (the dictionary is joined)."""
+
+    eos: int
+    pad: int
+    unk: int
+    bos: int
+    nspecial: int
+    size: int
+    word_start: frozenset[int]  # ids whose piece begins a new word
+    indices: Mapping[str, int]  # piece -> id
+
+    def starts_word(self, token: int) -> bool:
+        return token == self.eos or token in self.word_start
+
+
+def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
+    """`path`, else $PSFUTURE_MODEL, else the shipped model next to the package."""
+    if path is None:
+        path = os.environ.get("PSFUTURE_MODEL") or DEFAULT_MODEL_DIR
+    return Path(path).expanduser().resolve()
+
+
+def _check_dir(d: Path) -> None:
+    fix = ("A model directory holds checkpoint.pt, dict.<src>.txt, dict.<tgt>.txt, spm.model and model.json "
+           "(see scripts/export_model.py); pass another directory or set PSFUTURE_MODEL.")
+    if not d.is_dir():
+        raise ModelLoadError(f"model directory {d} does not exist. {fix}")
+    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
+    if not list(d.glob("dict.*.txt")):
+        missing.append("dict.<lang>.txt")
+    if missing:
+        raise ModelLoadError(f"model directory {d} lacks {', '.join(missing)}. {fix}")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _import_user_tasks(task_name: str) -> None:
+    # P2F checkpoints name a task registered by psfuture.tasks (fairseq --user-dir); inference
+    # only needs it registered, not used.
+    from fairseq.tasks import TASK_REGISTRY
+
+    if task_name not in TASK_REGISTRY:
+        try:
+            importlib.import_module("psfuture.tasks")
+        except ImportError:
+            pass
+
+
+def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", incremental: bool = True,
+               cache_size: int = 64) -> "Model":
+    """Load a fairseq translation model directory (default: the shipped model) for inference."""
+    d = resolve_model_dir(path)
+    _check_dir(d)
+    import sentencepiece as spm
+    from fairseq import checkpoint_utils
+
+    _quiet_fairseq_logging()
+    ckpt = d / "checkpoint.pt"
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt), {"data": str(d)})
+    except Exception as e:  # torch raises many types for truncated/foreign files
+        raise ModelLoadError(f"cannot read {ckpt}: {type(e).__name__}: {e}. "
+                             "The file is corrupt or not a fairseq checkpoint; re-export the model.") from e
+    cfg = state.get("cfg")
+    if cfg is None or "task" not in cfg or "model" not in cfg:
+        raise ModelLoadError(f"{ckpt} has no fairseq config (cfg); re-export it with a current fairseq.")
+    _import_user_tasks(cfg.task._name)
+    if cfg.task.get("source_lang") is None or cfg.task.get("target_lang") is None:
+        # Checkpoints trained without -s/-t: fairseq would look for train.* files to guess.
+        langs = sorted(p.name.split(".")[1] for p in d.glob("dict.*.txt"))
+        pair = ("de", "en") if langs == ["de", "en"] else None
+        if pair is None:
+            raise ModelLoadError(f"{ckpt} does not record its language pair and {d} holds dictionaries for "
+                                 f"{langs}; retrain/export with explicit --source-lang/--target-lang.")
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.task.source_lang, cfg.task.target_lang = pair
+    try:
+        models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+            [str(ckpt)], arg_overrides={"data": str(d)}, state=state)
+    except FileNotFoundError as e:
+        raise ModelLoadError(f"{d}: {e}. The dictionaries must be named after the checkpoint's "
+                             f"languages ({cfg.task.get('source_lang')}, {cfg.task.get('target_lang')}).") from e
+    except Exception as e:
+        raise ModelLoadError(f"cannot build the model in {ckpt}: {type(e).__name__}: {e}") from e
+    try:
+        sp = spm.SentencePieceProcessor(model_file=str(d / "spm.model"))
+    except Exception as e:
+        raise ModelLoadError(f"cannot read {d / 'spm.model'}: {e}. Copy the SentencePiece model "
+                             "used to build the training data there.") from e
+    info = json.loads((d / "model.json").read_text()) if (d / "model.json").is_file() else {}
+    info.setdefault("sha256", sha256(ckpt))
+    info.setdefault("name", d.name)
+    info["path"] = str(d)
+    net = models[0].to(device).float().eval()  # fp32 compute even if stored fp16
+    if task.source_dictionary != task.target_dictionary and list(task.source_dictionary.symbols) != list(
+            task.target_dictionary.symbols):
+        raise ModelLoadError(f"{d}: source and target dictionaries differ; psfuture expects a joined dictionary.")
+    return Model(net, task.target_dictionary, sp, info, device=device, incremental=incremental,
+                 cache_size=cache_size)
+
+
+def _bufs(net) -> list:
+    """The decoder's attention modules, in a fixed order (fairseq keys their states by module)."""
+    return [m for layer in net.decoder.layers for m in (layer.self_attn, layer.encoder_attn)]
+
+
+def _merge(states: Sequence[dict], modules) -> dict:
+    """Stack one-row incremental states into one batch; pad unequal key lengths with masked zeros."""
+    merged: dict = {}
+    for m in modules:
+        rows = [m._get_input_buffer(s) for s in states]
+        lens = [r["prev_key"].size(2) for r in rows]
+        width = max(lens)
+        buf: dict = {}
+        for name in ("prev_key", "prev_value"):
+            buf[name] = torch.cat([torch.nn.functional.pad(r[name], (0, 0, 0, width - n))
+                                   for r, n in zip(rows, lens)])
+        if any(r.get("prev_key_padding_mask") is not None for r in rows) or len(set(lens)) > 1:
+            masks = []
+            for r, n in zip(rows, lens):
+                mask = r.get("prev_key_padding_mask")
+                mask = torch.zeros(1, n) if mask is None else mask.float()
+                masks.append(torch.nn.functional.pad(mask, (0, width - n), value=1.0))
+            buf["prev_key_padding_mask"] = torch.cat(masks)
+        else:
+            buf["prev_key_padding_mask"] = None
+        m._set_input_buffer(merged, buf)
+    return merged
+
+
+def _split(state: dict, modules, batch: int) -> list[dict]:
+    out = [{} for _ in range(batch)]
+    for m in modules:
+        buf = m._get_input_buffer(state)
+        for i in range(batch):
+            m._set_input_buffer(out[i], {k: None if v is None else v[i:i + 1] for k, v in buf.items()})
+    return out
+
+
+class Model:
+    """A loaded translation model with its tokenizer; see the module docstring.
+
+    Thread-safe in the sense that next_token calls are serialised by a lock: run model work
+    off an event loop, but one call at a time.
+    """
+
+    def __init__(self, net, dictionary, sp, info: dict, *, device: str = "cpu", incremental: bool = True,
+                 cache_size: int = 64):
+        self.net, self.dict, self.sp, self.info = net, dictionary, sp, info
+        self.device = device
+        self.incremental = incremental
+        self.cache_size = cache_size
+        d = dictionary
+        self.vocab = Vocab(eos=d.eos(), pad=d.pad(), unk=d.unk(), bos=d.bos(), nspecial=d.nspecial, size=len(d),
+                           word_start=frozenset(i for i, s in enumerate(d.symbols) if s.startswith(WORD_START)),
+                           indices=dict(d.indices))
+        self.calls: Counter = Counter()  # "encoder"/"decoder" forward calls, "*_rows" batch rows
+        self.seconds = 0.0
+        self._enc: OrderedDict = OrderedDict()  # src ids -> [S, 1, C] encoder output
+        self._dec: OrderedDict = OrderedDict()  # (src, prefix) -> one-row incremental state
+        self._modules = _bufs(net)
+        self._words: dict[str, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def num_decoder_layers(self) -> int:
+        return len(self.net.decoder.layers)
+
+    # ---- text <-> ids -------------------------------------------------------------------------
+    def encode_word(self, word: str) -> tuple[int, ...]:
+        """One source word -> its piece ids (words are segmented independently, as SentencePiece does)."""
+        ids = self._words.get(word)
+        if ids is None:
+            ids = self._words[word] = tuple(self.dict.index(p) for p in self.sp.encode(word, out_type=str))
+        return ids
+
+    def encode(self, text: str) -> tuple[int, ...]:
+        """A sentence -> piece ids, without EOS."""
+        return tuple(i for w in text.split() for i in self.encode_word(w))
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self.dict[i] for i in ids]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Target ids (one or more whole words) -> detokenized text."""
+        pieces = [self.dict[i] for i in ids if i not in (self.vocab.eos, self.vocab.pad, self.vocab.bos)]
+        return self.sp.decode_pieces(pieces)
+
+    # ---- the network --------------------------------------------------------------------------
+    def next_token(self, queries: Sequence[Query]) -> list[Answer]:
+        """Next-token log-probs and cross-attention for each query, computed as few batches as the caches allow."""
+        with self._lock, torch.inference_mode():
+            start = time.perf_counter()
+            uniq = list(OrderedDict.fromkeys(queries))
+            self._encode_missing({q.src for q in uniq})
+            groups: dict = {}
+            for q in uniq:
+                parent = (q.src, q.prefix[:-1])
+                stepping = self.incremental and bool(q.prefix) and parent in self._dec
+                groups.setdefault((stepping, len(q.prefix), q.attn_layer), []).append((q, parent))
+            answers = {}
+            for (stepping, _, layer), rows in groups.items():
+                answers.update(self._decode(rows, stepping, layer))
+            self.seconds += time.perf_counter() - start
+            return [answers[q] for q in queries]
+
+    def _encode_missing(self, srcs: set) -> None:
+        new = sorted(s for s in srcs if s not in self._enc)
+        for s in srcs - set(new):
+            self._enc.move_to_end(s)
+        if not new:
+            return
+        tokens = self._pad(new)
+        lengths = torch.tensor([len(s) for s in new], device=self.device)
+        out = self.net.encoder(tokens, src_lengths=lengths)["encoder_out"][0]  # [S, B, C]
+        self.calls["encoder"] += 1
+        self.calls["encoder_rows"] += len(new)
+        for i, s in enumerate(new):
+            self._enc[s] = out[:len(s), i:i + 1].clone()
+        while len(self._enc) > max(8 * self.cache_size, 64):
+            self._enc.popitem(last=False)
+
+    def _pad(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        # Right padding: fairseq's positions skip pads either way and the masks hide them.
+        t = torch.full((len(seqs), max(len(s) for s in seqs)), self.vocab.pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        return t.to(self.device)
+
+    def _decode(self, rows, stepping: bool, layer: int | None) -> dict:
+        queries = [q for q, _ in rows]
+        width = max(len(q.src) for q in queries)
+        enc = torch.zeros(width, len(rows), self._enc[queries[0].src].size(-1), device=self.device)
+        pad_mask = torch.ones(len(rows), width, dtype=torch.bool, device=self.device)
+        for i, q in enumerate(queries):
+            enc[:len(q.src), i] = self._enc[q.src][:, 0]
+            pad_mask[i, :len(q.src)] = torch.tensor(q.src) == self.vocab.pad  # as fairseq masks pads
+        encoder_out = {"encoder_out": [enc], "encoder_padding_mask": [pad_mask], "encoder_embedding": [],
+                       "encoder_states": [], "src_tokens": [], "src_lengths": []}
+        tokens = self._pad([(self.vocab.eos,) + q.prefix for q in queries])  # fairseq starts targets with EOS
+        if layer is not None and not -self.num_decoder_layers <= layer < self.num_decoder_layers:
+            raise IndexError(f"attention layer {layer} does not exist; the decoder has "
+                             f"{self.num_decoder_layers} layers")
+        kwargs = {"alignment_layer": None if layer is None else layer % self.num_decoder_layers}
+        state = None
+        hooks = []
+        if stepping:
+            state = _merge([self._dec[p] for _, p in rows], self._modules)
+            for _, p in rows:  # the parent is superseded by its child; keep the cache small
+                self._dec.pop(p, None)
+            out = self.net.decoder(tokens, encoder_out=encoder_out, incremental_state=state, **kwargs)
+        elif self.incremental:
+            # Run the whole prefix at once but hand every layer an incremental_state to fill, so the
+            # next query on this source can extend it by one step. The causal mask still applies
+            # because the decoder itself runs in non-incremental mode.
+            state = {}
+            hooks = [layer_.register_forward_pre_hook(lambda mod, args: args[:3] + (state,) + args[4:])
+                     for layer_ in self.net.decoder.layers]
+            try:
+                out = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
+            finally:
+                for h in hooks:
+                    h.remove()
+        else:
+            out = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
+        self.calls["decoder"] += 1
+        self.calls["decoder_rows"] += len(rows)
+        logprobs = self.net.get_normalized_probs(out, log_probs=True)[:, -1].float()
+        attn = out[1]["attn"][0][:, -1].float()
+        if state is not None:
+            for q, s in zip(queries, _split(state, self._modules, len(rows))):
+                self._dec[(q.src, q.prefix)] = s
+            while len(self._dec) > self.cache_size:
+                self._dec.popitem(last=False)
+        return {q: Answer(logprobs[i].cpu(), attn[i, :len(q.src)].cpu()) for i, q in enumerate(queries)}
+
+    def clear_cache(self) -> None:
+        self._enc.clear()
+        self._dec.clear()
+
+    # ---- offline translation ------------------------------------------------------------------
+    def translate(self, sentences: Sequence[str], *, beam: int = 5, max_len_a: float = 2.0, max_len_b: int = 10,
+                  batch_size: int = 16) -> list[str]:
+        """Full-sentence translation with fairseq's beam search (the offline reference point)."""
+        from fairseq.sequence_generator import SequenceGenerator
+
+        gen = SequenceGenerator([self.net], self.dict, beam_size=beam, max_len_a=max_len_a, max_len_b=max_len_b)
+        out = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(sentences), batch_size):
+                srcs = [self.encode(s) + (self.vocab.eos,) for s in sentences[start:start + batch_size]]
+                tokens = torch.full((len(srcs), max(map(len, srcs))), self.vocab.pad, dtype=torch.long)
+                for i, s in enumerate(srcs):  # SequenceGenerator expects left-padded sources
+                    tokens[i, tokens.size(1) - len(s):] = torch.tensor(s)
+                sample = {"net_input": {"src_tokens": tokens.to(self.device),
+                                        "src_lengths": torch.tensor([len(s) for s in srcs], device=self.device)}}
+                for hyps in gen.generate([self.net], sample):
+                    out.append(self.decode(hyps[0]["tokens"].tolist()))
+        return out
