@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar, Union
 
 PROTOCOL_VERSION = 1
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -40,38 +40,70 @@ class Limits:
                 raise ValueError(f"Limits.{f.name} must be a positive number, got {value!r}")
 
 
+Scalar = Union[str, int, float, bool, None]
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    """Read/write policy settings of one stream; the same fields as the CLI's options and a `start` message's."""
+    """Read/write policy of one stream: the CLI's --policy/--threshold/--set and a `start` message's fields.
+
+    `options` are the policy's own settings (threshold, k, n, ...), checked by the engine's `make_policy`;
+    `target_al` asks for the threshold that aims at that average lagging instead of a fixed one."""
 
     policy: str = "psfuture"
-    threshold: float | None = None
+    options: tuple[tuple[str, Scalar], ...] = ()
     target_al: float | None = None
-    k: int | None = None
+
+    RESERVED: ClassVar[frozenset] = frozenset({"type", "id", "policy", "target_al"})
 
     @classmethod
     def from_message(cls, message: dict, default: "StreamSettings") -> "StreamSettings":
-        given = {f.name: message[f.name] for f in fields(cls) if f.name in message}
-        for name, value in given.items():
-            expected = str if name == "policy" else int if name == "k" else float
-            if value is None:
+        policy = message.get("policy", default.policy)
+        if not isinstance(policy, str):
+            raise ProtocolError("bad_setting", f"'policy' must be a string, got {json.dumps(policy)[:40]}")
+        options = dict(default.options) if policy == default.policy else {}  # a switch drops the default's knobs
+        target_al = default.target_al if policy == default.policy else None
+        if "target_al" in message:  # one latency knob at a time: the message's wins over the default's
+            target_al = message["target_al"]
+            options.pop("threshold", None)
+        elif "threshold" in message:
+            target_al = None
+        if target_al is not None and not _is_number(target_al):
+            raise ProtocolError("bad_setting", f"'target_al' must be a number, got {json.dumps(target_al)[:40]}")
+        for name, value in message.items():
+            if name in cls.RESERVED:
                 continue
-            ok = isinstance(value, str) if expected is str else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
-            if expected is int:
-                ok = ok and float(value).is_integer()
-            if not ok:
-                kind = {str: "a string", int: "an integer", float: "a number"}[expected]
-                raise ProtocolError("bad_setting", f"'{name}' must be {kind}, got {json.dumps(value)}")
-        if "policy" in given and given["policy"] != default.policy:
-            # A policy switch must not inherit the default policy's knobs (say a threshold for wait-k).
-            default = cls(policy=given["policy"])
-        if "k" in given and given["k"] is not None:
-            given["k"] = int(given["k"])
-        return cls(**{**asdict(default), **given})
+            if not (value is None or isinstance(value, (str, bool)) or _is_number(value)):
+                raise ProtocolError("bad_setting", f"policy setting '{name[:40]}' must be a string, number, "
+                                    f"boolean or null, got {json.dumps(value)[:40]}")
+            options[name] = value
+        return cls(policy, tuple(sorted(options.items())), target_al)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        d = {"policy": self.policy, **dict(self.options)}
+        if self.target_al is not None:
+            d["target_al"] = self.target_al
+        return d
+
+    def to_policy(self, calibrate: Callable[[str, float], float] | None = None):
+        """The engine's policy object; raises psfuture.errors.ConfigError for a bad name or setting.
+
+        `calibrate(policy, target_al) -> threshold` resolves `target_al` (a dev-set sweep of the model)."""
+        from .errors import ConfigError
+        from .policies import make_policy
+        options = dict(self.options)
+        if self.target_al is not None:
+            if calibrate is None:
+                raise ConfigError("target_al needs a threshold calibration for this model, and none is loaded; "
+                                  "give 'threshold' instead")
+            if "threshold" in options:
+                raise ConfigError("give either target_al or threshold, not both")
+            options["threshold"] = calibrate(self.policy, self.target_al)
+        return make_policy(self.policy, **options)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ProtocolError(Exception):
@@ -170,7 +202,7 @@ class _Stream:
 
 
 _FIELDS = {
-    "start": {"type", "id"} | {f.name for f in fields(StreamSettings)},
+    "start": None,  # any field: the policy's settings, checked by the engine
     "source": {"type", "id", "text"},
     "end": {"type", "id"},
     "cancel": {"type", "id"},
@@ -222,7 +254,7 @@ class ServerProtocol:
         if kind not in _FIELDS:
             raise ProtocolError("unknown_type", f"unknown message type {json.dumps(kind)[:40]}; "
                                 f"expected one of {', '.join(sorted(_FIELDS))}")
-        unknown = sorted(set(message) - _FIELDS[kind])
+        unknown = sorted(set(message) - _FIELDS[kind]) if _FIELDS[kind] is not None else []
         if unknown:
             raise ProtocolError("unknown_field", f"'{kind}' message has unknown field(s) "
                                 f"{', '.join(json.dumps(k)[:40] for k in unknown[:5])}; "

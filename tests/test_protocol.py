@@ -32,7 +32,7 @@ def test_word_buffer_holds_back_a_partial_word():
 def test_full_exchange_produces_ordered_work_and_replies():
     p = ServerProtocol()
     [open_] = send(p, type="start", threshold=0.5)
-    assert isinstance(open_, Open) and open_.settings.threshold == 0.5 and open_.settings.policy == "psfuture"
+    assert isinstance(open_, Open) and open_.settings == StreamSettings("psfuture", (("threshold", 0.5),))
     n = open_.stream
     assert replies(p.opened(n, {"model": "m"})) == [{"type": "ready", "id": "1", "protocol": 1, "model": "m"}]
     assert send(p, type="source", text="Im Anfang sch") == [Push(n, ("Im", "Anfang"))]
@@ -68,10 +68,11 @@ def test_concurrent_streams_by_id_stay_apart():
     ('"start"', "bad_message"),
     ("{}", "unknown_type"),
     ('{"type": "hello"}', "unknown_type"),
-    ('{"type": "start", "beam": 5}', "unknown_field"),
-    ('{"type": "start", "threshold": "high"}', "bad_setting"),
-    ('{"type": "start", "threshold": true}', "bad_setting"),
-    ('{"type": "start", "k": 2.5}', "bad_setting"),
+    ('{"type": "source", "text": "x", "beam": 5}', "unknown_field"),
+    ('{"type": "start", "threshold": [1]}', "bad_setting"),
+    ('{"type": "start", "k": {"a": 1}}', "bad_setting"),
+    ('{"type": "start", "threshold": 1e999}', "bad_setting"),
+    ('{"type": "start", "target_al": "3"}', "bad_setting"),
     ('{"type": "start", "policy": 3}', "bad_setting"),
     ('{"type": "start", "id": ""}', "bad_id"),
     ('{"type": "start", "id": "a b"}', "bad_id"),
@@ -141,11 +142,15 @@ def test_cancel_and_failure_drop_the_stream():
 
 
 def test_settings_follow_the_defaults_unless_the_policy_changes():
-    default = StreamSettings(policy="psfuture", threshold=0.3)
+    default = StreamSettings("psfuture", (("k", 2), ("threshold", 0.3)))
     assert StreamSettings.from_message({"type": "start"}, default) == default
-    assert StreamSettings.from_message({"k": 3, "policy": "waitk"}, default) == StreamSettings(policy="waitk", k=3)
-    assert StreamSettings.from_message({"target_al": 4}, default).target_al == 4
-    assert default.as_dict() == {"policy": "psfuture", "threshold": 0.3}
+    assert StreamSettings.from_message({"k": 3, "policy": "waitk"}, default) == StreamSettings("waitk", (("k", 3),))
+    assert StreamSettings.from_message({"threshold": 0.1}, default).options == (("k", 2), ("threshold", 0.1))
+    # target_al replaces the default threshold and vice versa.
+    by_al = StreamSettings.from_message({"target_al": 4}, default)
+    assert by_al == StreamSettings("psfuture", (("k", 2),), 4)
+    assert StreamSettings.from_message({"threshold": 0.2}, by_al) == StreamSettings("psfuture", (("k", 2), ("threshold", 0.2)))
+    assert default.as_dict() == {"policy": "psfuture", "k": 2, "threshold": 0.3}
 
 
 def test_limits_must_be_positive():

@@ -1,0 +1,379 @@
+"""`psfuture serve | translate | demo`: argparse at the edge, everything else in the library."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .protocol import Limits, StreamSettings, WordBuffer
+
+DEMO_SENTENCES = [
+    "Im Anfang schuf Gott die Himmel und die Erde.",
+    "Klicken Sie auf die Schaltfläche, um die Datei zu speichern.",
+    "Wählen Sie im Menü Format den Befehl Zeichen.",
+    "Die Orks haben das Dorf im Norden angegriffen.",
+    "Und er sprach zu ihnen: Fürchtet euch nicht!",
+]
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and policy (defaults: the shipped model, PsFuture)")
+    g.add_argument("--model", metavar="DIR", type=Path, default=None,
+                   help="model directory (checkpoint.pt, dict.*.txt, spm.model, model.json); default: checkpoints/offline")
+    g.add_argument("--policy", default=StreamSettings.policy,
+                   help="read/write policy: psfuture, waitk, la, alignatt or offline (default: %(default)s)")
+    g.add_argument("--threshold", type=float, default=None, help="PsFuture divergence threshold: lower waits longer")
+    g.add_argument("--target-al", type=_positive(float), default=None, metavar="AL",
+                   help="pick the threshold that aims at this average lagging (source words)")
+    g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_option,
+                   help="any other policy setting, e.g. --set k=3 for waitk, --set divergence=js (repeatable)")
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    d = Limits()
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-streams", type=_positive(int), default=d.max_streams,
+                   help="concurrent streams on the server (default: %(default)s)")
+    g.add_argument("--max-streams-per-connection", type=_positive(int), default=d.max_streams_per_connection,
+                   help="(default: %(default)s)")
+    g.add_argument("--max-connections", type=_positive(int), default=d.max_connections, help="(default: %(default)s)")
+    g.add_argument("--max-words", type=_positive(int), default=d.max_words_per_stream,
+                   help="source words per stream (default: %(default)s)")
+    g.add_argument("--max-message-bytes", type=_positive(int), default=d.max_message_bytes,
+                   help="(default: %(default)s)")
+    g.add_argument("--idle-timeout", type=_positive(float), default=d.idle_timeout_s, metavar="SECONDS",
+                   help="close connections silent this long (default: %(default)s)")
+
+
+def _option(text: str) -> tuple[str, object]:
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)  # numbers, true/false, null
+    except json.JSONDecodeError:
+        return name, value  # a bare string such as divergence=js
+
+
+def _settings(args) -> StreamSettings:
+    options = dict(args.set)
+    if args.threshold is not None:
+        options["threshold"] = args.threshold
+    return StreamSettings(args.policy, tuple(sorted(options.items())), args.target_al)
+
+
+def _limits(args) -> Limits:
+    return Limits(max_message_bytes=args.max_message_bytes, max_words_per_stream=args.max_words,
+                  max_streams_per_connection=args.max_streams_per_connection, max_streams=args.max_streams,
+                  max_connections=args.max_connections, idle_timeout_s=args.idle_timeout)
+
+
+def _load(args):
+    """The model, and the settings checked against the engine before anything starts."""
+    from .errors import PsFutureError
+    from .model import load_model
+    try:
+        model = load_model(args.model)
+        settings = _settings(args)
+        settings.to_policy(_calibration())
+    except PsFutureError as e:
+        raise CliError(str(e)) from None
+    logging.getLogger().setLevel(args.log_level)  # importing fairseq resets the root logger
+    return model, settings
+
+
+def _calibration():
+    return None
+
+
+# --- translate ---------------------------------------------------------------------------------------------
+
+def _read_chunks(stream):
+    """Text from stdin as it arrives (word by word when typed into a pipe), not only at line ends."""
+    fd = stream.fileno()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+            return
+        text = decoder.decode(data)
+        if text:
+            yield text
+
+
+class _Printer:
+    """Writes one sentence's output: English words as written, or a READ/WRITE timeline."""
+
+    def __init__(self, out, timeline: bool):
+        self.out, self.timeline = out, timeline
+        self.read = 0  # source words shown as read
+        self.source: list[str] = []
+        self.written = 0
+
+    def words(self, session, new: list[str]) -> None:
+        delays = session.delays[len(session.delays) - len(new):] if new else []
+        self.source = list(session.source_words)
+        for word, delay in zip(new, delays):
+            if self.timeline:
+                self._reads(delay)
+                self.out.write(f"WRITE {word}\t(after {delay} source words)\n")
+            else:
+                self.out.write((" " if self.written else "") + word)
+            self.written += 1
+        self.out.flush()
+
+    def _reads(self, upto: int) -> None:
+        for i in range(self.read, min(upto, len(self.source))):
+            self.out.write(f"READ  {self.source[i]}\n")
+        self.read = max(self.read, upto)
+
+    def end(self, session) -> None:
+        if self.timeline:
+            self._reads(len(self.source))
+            stats = _jsonable_stats(session.stats)
+            self.out.write(f"END   {json.dumps(stats, ensure_ascii=False)}\n\n" if stats else "END\n\n")
+        elif self.written:
+            self.out.write("\n")
+        self.out.flush()
+
+
+def _jsonable_stats(stats) -> dict:
+    from .server import _jsonable
+    value = _jsonable(stats)
+    return value if isinstance(value, dict) else {"stats": value}
+
+
+def translate(args) -> int:
+    from .session import Session
+    model, settings = _load(args)
+    policy = settings.to_policy(_calibration())
+    session, printer, buffer = None, None, WordBuffer()
+
+    def push(words):
+        nonlocal session, printer
+        if not words:
+            return
+        if session is None:
+            session, printer = Session(model, policy), _Printer(sys.stdout, args.timeline)
+        for word in words:  # one READ step per word, however the text arrived (as the server does)
+            session.push([word])
+            printer.words(session, session.pop())
+
+    def end():
+        nonlocal session
+        push(buffer.flush())
+        if session is not None:
+            session.finish()
+            printer.words(session, session.pop())
+            printer.end(session)
+            session = None
+
+    for chunk in _read_chunks(sys.stdin):
+        lines = chunk.split("\n")
+        for i, part in enumerate(lines):
+            push(buffer.feed(part if i == len(lines) - 1 else part + " "))
+            if i < len(lines) - 1:
+                end()  # a line is a sentence
+    end()
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------------------------------
+
+def serve(args) -> int:
+    from .server import EngineOptions, serve as run_server
+    model, settings = _load(args)
+
+    def ready(server):
+        print(f"psfuture: serving on http://{args.host}:{server.port}/ (websocket at ws://{args.host}:{server.port}/ws);"
+              " Ctrl-C to stop", file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(run_server(args.host, args.port, model=model, limits=_limits(args), defaults=settings,
+                               engine=EngineOptions(calibrate=_calibration()), on_ready=ready))
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
+                       "pick another --port (0 picks a free one)") from None
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------------------------
+
+async def _demo(args, model, settings) -> None:
+    from websockets.asyncio.client import connect
+
+    from .server import StreamServer
+    try:
+        server = StreamServer(args.host, args.port, model=model, defaults=settings)
+        await server.start()
+    except OSError:
+        server = StreamServer(args.host, 0, model=model, defaults=settings)  # the usual port is taken: any free one
+        await server.start()
+    url = f"http://{args.host}:{server.port}/"
+    out = sys.stdout
+    try:
+        async with connect(f"ws://{args.host}:{server.port}/ws") as ws:
+            hello = json.loads(await ws.recv())
+            out.write(f"model {json.dumps(hello.get('model'), ensure_ascii=False)}\n"
+                      f"streaming German at {args.wps:g} words/s; each English word shows how many German words "
+                      "had been read when it was written, and how long after the last of them it came\n\n")
+            for n, sentence in enumerate(args.sentences or DEMO_SENTENCES, 1):
+                await ws.send(json.dumps({"type": "start", "id": str(n)}))
+                await _demo_sentence(ws, sentence, args.wps, out, show_policy=n == 1)
+    finally:
+        if not args.serve:
+            await server.close()
+    out.write(f"To type or paste German yourself: run `psfuture serve` and open http://{args.host}:{args.port}/ "
+              "in a browser" + (f"; this demo's server is at {url}" if args.serve else
+                                " (or run `psfuture demo --serve`)") + ".\n")
+    out.flush()
+    if args.serve:
+        out.write("serving; Ctrl-C to stop\n")
+        out.flush()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+
+
+async def _demo_sentence(ws, sentence: str, wps: float, out, show_policy: bool) -> None:
+    """Stream one sentence a word at a time; a `de` line grows with the German, an `en` line shows
+    each group of English words when it arrives: after how many German words, and how many ms after
+    the last of those was sent."""
+    sent_at: list[float] = []  # when each German word went out
+    english: list[str] = []
+    lags: list[float] = []
+    line = False  # a `de` line is open
+
+    def show(message: dict) -> bool:
+        nonlocal line
+        kind = message["type"]
+        if kind == "error":
+            raise CliError(f"server error {message['code']}: {message['message']}")
+        if kind == "target":
+            now = time.perf_counter()
+            groups: list[tuple[int, list[str]]] = []
+            for word, delay in zip(message["words"], message["delays"]):
+                if groups and groups[-1][0] == delay:
+                    groups[-1][1].append(word)
+                else:
+                    groups.append((delay, [word]))
+            for delay, words in groups:
+                lag = (now - sent_at[min(delay, len(sent_at)) - 1]) * 1000 if delay and sent_at else 0.0
+                lags.extend([lag] * len(words))
+                english.extend(words)
+                out.write(f"\n  en    {' '.join(words)}   [{delay} read, {lag:.0f} ms]")
+                line = False
+            out.flush()
+        return kind == "done"
+
+    async def drain(until: float) -> bool:
+        while (timeout := until - time.perf_counter()) > 0:
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            except TimeoutError:
+                return False
+            if show(message):
+                return True
+        return False
+
+    ready = json.loads(await ws.recv())  # the server has seen nothing else of this stream yet
+    if ready["type"] != "ready":
+        show(ready)
+    if show_policy:
+        out.write(f"policy {json.dumps(ready.get('policy'), ensure_ascii=False)}\n\n")
+    for word in sentence.split():
+        await ws.send(json.dumps({"type": "source", "text": word + " "}))
+        sent_at.append(time.perf_counter())
+        out.write(" " + word if line else ("\n" if english else "") + "  de  " + word)
+        line = True
+        out.flush()
+        await drain(time.perf_counter() + 1 / wps)
+    await ws.send(json.dumps({"type": "end"}))
+    await drain(float("inf"))
+    mean = sum(lags) / len(lags) if lags else 0.0
+    out.write(f"\n  => {' '.join(english)}\n     ({len(english)} words; {mean:.0f} ms mean after the German word "
+              "each needed)\n\n")
+    out.flush()
+
+
+def demo(args) -> int:
+    model, settings = _load(args)
+    try:
+        asyncio.run(_demo(args, model, settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+# --- main --------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psfuture", description="Simultaneous German->English translation.")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,translate,demo}")
+
+    p = sub.add_parser("serve", help="websocket server and browser demo page")
+    p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; 0 picks a free port)")
+    _add_model_options(p)
+    _add_limit_options(p)
+    p.set_defaults(run=serve)
+
+    p = sub.add_parser("translate", help="translate German from stdin, one sentence per line, as it is typed")
+    p.add_argument("--timeline", action="store_true", help="show each READ and WRITE with its delay")
+    _add_model_options(p)
+    p.set_defaults(run=translate)
+
+    p = sub.add_parser("demo", help="stream sample sentences through a local server and show the English as it comes")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; a free one if it is taken)")
+    p.add_argument("--wps", type=_positive(float), default=3.0, help="German words per second (default: %(default)s)")
+    p.add_argument("--serve", action="store_true", help="keep serving the page after the samples")
+    p.add_argument("sentences", nargs="*", help="German sentences to stream instead of the samples")
+    _add_model_options(p)
+    p.set_defaults(run=demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except CliError as e:
+        print(f"psfuture {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
