@@ -26,7 +26,9 @@ class Source:
     name: str
     packages: tuple[Package, ...]
     license: str
-    read: Callable[[list[Path]], list[Pair]]  # extracted package roots, in `packages` order
+    # Extracted package roots (in `packages` order) -> pairs; for the held-out source,
+    # pairs per document: whole documents go to valid or to test.
+    read: Callable[[list[Path]], list[Pair] | dict[str, list[Pair]]]
     by_position: bool = False  # aligned by block order rather than by id: check numbers too
 
     def clean_config(self, base: CleanConfig) -> CleanConfig:
@@ -58,7 +60,7 @@ TRAIN_SOURCES = (
 HELDOUT = Source("gnome-help",
                  (Package("deb", "gnome-user-docs", "43.0-2",
                           (gnome.HELP_DIR + "/C/gnome-help/*", gnome.HELP_DIR + "/de/gnome-help/*")),),
-                 "CC-BY-SA-3.0", lambda t: [], by_position=True)
+                 "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class SourceReport:
 @dataclass
 class BuildConfig:
     cache: Path
-    sources: tuple[str, ...] = tuple(s.name for s in TRAIN_SOURCES)
+    sources: tuple[str, ...] | None = None  # names of the training sources to use; None: all
     seed: int = 1
     clean: CleanConfig = field(default_factory=CleanConfig)
 
@@ -82,7 +84,7 @@ class BuildConfig:
 @dataclass
 class Corpus:
     splits: dict[str, list[Pair]]
-    reports: list[SourceReport]
+    reports: list[SourceReport]  # the held-out source last
 
 
 def _unpack(source: Source, cache: Path) -> tuple[list[Path], list[str]]:
@@ -106,14 +108,15 @@ def split_heldout(pages: dict[str, list[Pair]], cfg: CleanConfig) -> dict[str, l
     return {"valid": valid, "test": test}
 
 
-def build(cfg: BuildConfig) -> Corpus:
-    unknown = set(cfg.sources) - {s.name for s in TRAIN_SOURCES}
+def build(cfg: BuildConfig, sources: tuple[Source, ...] = TRAIN_SOURCES, heldout: Source = HELDOUT) -> Corpus:
+    wanted = set(cfg.sources) if cfg.sources is not None else {s.name for s in sources}
+    unknown = wanted - {s.name for s in sources}
     if unknown:
-        raise ValueError(f"unknown sources {sorted(unknown)}; choose from {[s.name for s in TRAIN_SOURCES]}")
-    roots, names = _unpack(HELDOUT, cfg.cache)
-    pages = gnome.read_pages(roots[0])
-    held = SourceReport(HELDOUT.name, names, HELDOUT.license, sum(map(len, pages.values())))
-    splits = split_heldout(pages, HELDOUT.clean_config(cfg.clean))
+        raise ValueError(f"unknown sources {sorted(unknown)}; choose from {[s.name for s in sources]}")
+    roots, names = _unpack(heldout, cfg.cache)
+    pages = heldout.read(roots)
+    held = SourceReport(heldout.name, names, heldout.license, sum(map(len, pages.values())))
+    splits = split_heldout(pages, heldout.clean_config(cfg.clean))
     held.cleaned = held.kept = len(splits["valid"]) + len(splits["test"])
     held_de = {key(d) for s in splits.values() for d, _ in s}
     held_en = {key(e) for s in splits.values() for _, e in s}
@@ -121,7 +124,7 @@ def build(cfg: BuildConfig) -> Corpus:
     train: list[Pair] = []
     seen: set[Pair] = set()
     reports = []
-    for source in (s for s in TRAIN_SOURCES if s.name in cfg.sources):
+    for source in (s for s in sources if s.name in wanted):
         roots, names = _unpack(source, cfg.cache)
         raw = source.read(roots)
         cleaned = clean_pairs(raw, source.clean_config(cfg.clean))
@@ -170,7 +173,7 @@ valid or test.
 | --- | --- | --- | ---: | ---: | ---: |
 {rows}
 
-`gnome-help` (GNOME desktop help, Mallard pages) is held out: page files in sorted order
+`{corpus.reports[-1].name}` is held out: its documents (page files) in sorted order
 alternate between valid and test, and test drops pairs whose German or English side occurs in
 valid. Training data (shuffled with a fixed seed) is everything else.
 

@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
+import lxml.html
+
 from . import Pair
 
 _TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>")
@@ -26,10 +28,13 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def line_breaks_to_spaces(root) -> None:
-    """lxml's text_content() drops <br>, gluing the words on either side together."""
+def parse_html(data: bytes):
+    """An lxml tree of a UTF-8 page (lxml would guess Latin-1 where no <meta> names the
+    charset); <br> becomes a space, which text_content() would drop, gluing words together."""
+    root = lxml.html.fromstring(data, parser=lxml.html.HTMLParser(encoding="utf-8"))
     for br in root.iter("br"):
         br.tail = " " + (br.tail or "")
+    return root
 
 
 def key(text: str) -> str:

@@ -14,7 +14,7 @@ _SENTENCE = re.compile(r"^[\"„“‚‘'¡¿]?[^\W\d_].*[.!?…][\"“”‘�
 
 
 def strip_annotations(text: str) -> str:
-    text = _ALTERNATIVE.sub("", _ANNOTATION.sub(" ", text))
+    text = _ALTERNATIVE.sub("", " ".join(_ANNOTATION.sub(" ", text).split()))
     return re.sub(r"\s+([,.!?;:])", r"\1", " ".join(text.split()))
 
 
@@ -33,9 +33,11 @@ def parse_line(line: str, min_words: int = 3) -> list[Pair]:
         return []
     pairs = []
     for d, e in zip(de_vars, en_vars):
-        d, e = strip_annotations(d.split("; ")[0]), strip_annotations(e.split("; ")[0])
-        # " / " lists whole alternative phrasings that no single sentence can keep.
-        if " / " not in d + e and sentence_like(d, min_words) and sentence_like(e, min_words):
+        d, e = d.split("; ")[0], e.split("; ")[0]
+        if " / " in d + e:  # alternative phrasings ("ask you / to ask you") no sentence can keep
+            continue
+        d, e = strip_annotations(d), strip_annotations(e)
+        if sentence_like(d, min_words) and sentence_like(e, min_words):
             pairs.append((d, e))
     return pairs
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lxml.html
-
 from . import Pair
-from .clean import line_breaks_to_spaces
+from .clean import parse_html
 from .blocks import Block, align_blocks
 
 HELP_DIR = "usr/share/gimp/2.0/help"
@@ -18,9 +16,9 @@ _NUMBERING = re.compile(r"^\s*(?:(?:Abbildung|Figure|Tabelle|Table|Beispiel|Exam
 
 
 def html_blocks(html: bytes) -> list[Block]:
-    """Innermost text blocks in document order, each signed by its tag, class and parent."""
-    root = lxml.html.fromstring(html)
-    line_breaks_to_spaces(root)
+    """Innermost text blocks in document order, each signed by its own and its parent's tag
+    and class (so a paragraph of a note never pairs with one of the body text)."""
+    root = parse_html(html)
     blocks = []
     for el in root.iter(*_BLOCK_TAGS):
         if any(a.get("class") in _SKIP for a in el.iterancestors()):
@@ -28,7 +26,7 @@ def html_blocks(html: bytes) -> list[Block]:
         if any(d is not el and d.tag in _BLOCK_TAGS for d in el.iter()):
             continue
         parent = el.getparent()
-        sig = f"{parent.tag if parent is not None else ''}/{el.tag}.{el.get('class', '')}"
+        sig = f"{parent.tag}.{parent.get('class', '')}/{el.tag}.{el.get('class', '')}"
         blocks.append((sig, _NUMBERING.sub("", el.text_content())))
     return blocks
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lxml.html
-
 from . import Pair
-from .clean import line_breaks_to_spaces
+from .clean import parse_html
 
 _ID = re.compile(r"^(?:par|hd)_id")
 
@@ -26,9 +24,8 @@ def _resolve_switches(root) -> None:
 def segments(html: bytes) -> dict[str, str]:
     """Paragraph and heading text by element id; an id repeated by embedded
     sections keeps its first text."""
-    root = lxml.html.fromstring(html)
+    root = parse_html(html)
     _resolve_switches(root)
-    line_breaks_to_spaces(root)
     out: dict[str, str] = {}
     for el in root.iter("p", "h1", "h2", "h3", "h4", "h5", "h6"):
         ident = el.get("id", "")

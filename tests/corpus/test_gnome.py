@@ -1,0 +1,46 @@
+import pytest
+
+from psfuture.corpus.gnome import HELP_DIR, page_blocks, read_pages
+
+
+def _page(lang, title, desc, paras, code="ls -l"):
+    body = "".join(f"<p>{p}</p>" for p in paras)
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<page xmlns="http://projectmallard.org/1.0/" id="x" xml:lang="{lang}">
+  <info>
+    <title type="sort">zzz</title>
+    <credit type="author"><name>Jane Doe</name></credit>
+    <desc>{desc}</desc>
+    <license><p>Creative Commons Share Alike 3.0</p></license>
+  </info>
+  <title>{title}</title>
+  <section><title>{title}!</title>{body}<code>{code}</code><screen>$ {code}</screen></section>
+</page>""".encode()
+
+
+def test_page_blocks_take_titles_paragraphs_and_the_description_only():
+    blocks = page_blocks(_page("C", "Connect", "Pair <em>devices</em>.", ["Turn it on.", "Click <gui>Pair</gui>."]))
+    assert blocks == [("info/desc", "Pair devices."), ("page/title", "Connect"),
+                      ("section/title", "Connect!"), ("section/p", "Turn it on."),
+                      ("section/p", "Click Pair.")]
+
+
+def test_read_pages_pairs_per_page_file_in_sorted_order(tmp_path):
+    pages = {
+        ("C", "b.page"): _page("C", "Connect", "Pair devices.", ["Turn it on."]),
+        ("de", "b.page"): _page("de", "Verbinden", "Geräte koppeln.", ["Schalten Sie es ein."]),
+        ("C", "a.page"): _page("C", "About", "Learn more.", []),
+        ("de", "a.page"): _page("de", "Info", "Mehr erfahren.", []),
+        ("C", "c.page"): _page("C", "Untranslated", "No German page.", []),
+    }
+    for (lang, name), xml in pages.items():
+        path = tmp_path / HELP_DIR / lang / "gnome-help" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(xml)
+    assert read_pages(tmp_path) == {
+        "a.page": [("Mehr erfahren.", "Learn more."), ("Info", "About"), ("Info!", "About!")],
+        "b.page": [("Geräte koppeln.", "Pair devices."), ("Verbinden", "Connect"), ("Verbinden!", "Connect!"),
+                   ("Schalten Sie es ein.", "Turn it on.")],
+    }
+    with pytest.raises(FileNotFoundError, match="gnome-user-docs"):
+        read_pages(tmp_path / "none")
