@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Pair, bible, ding, gimp, gnome, libreoffice_help, libreoffice_ui, wesnoth
+from . import Pair, bible, ding, gimp, gnome, gnome_apps, libreoffice_help, libreoffice_ui, wesnoth
 from .clean import CleanConfig, clean_pairs, key
 from .fetch import Package, deb_version, extract, fetch
 
@@ -19,6 +19,8 @@ WESNOTH_VERSION = "1:1.16.9-1"
 WESNOTH_CAMPAIGNS = ("did", "dm", "dw", "ei", "httt", "l", "low", "nr", "sof", "sota", "sotbe",
                      "thot", "trow", "tsg", "ttb", "utbs")
 _WESNOTH_MO = ("usr/share/games/wesnoth/*/locale/de/*",)
+# One package, two sources: the desktop help is held out, the system administration guide trains.
+GNOME_USER_DOCS = Package("deb", "gnome-user-docs", "43.0-2", (gnome.HELP_DIR + "/C/*", gnome.HELP_DIR + "/de/*"))
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,13 @@ TRAIN_SOURCES = (
            (Package("deb", "gimp-help-de", "2.10.34-2", (gimp.HELP_DIR + "/de/*",)),
             Package("deb", "gimp-help-en", "2.10.34-2", (gimp.HELP_DIR + "/en/*",))),
            "GFDL-1.2", lambda t: gimp.read_gimp(t[0], t[1]), by_position=True),
+    Source("gnome-apps-help", gnome_apps.PACKAGES + (GNOME_USER_DOCS,),
+           "GPL-2.0-or-later, CC-BY-SA-3.0, GFDL (per package, see its copyright file)",
+           gnome_apps.read_app_help, by_position=True),
+    Source("gnome-apps-ui", gnome_apps.PACKAGES,
+           "GPL-2.0-or-later, LGPL (per package, see its copyright file)", gnome_apps.read_app_ui),
 )
-HELDOUT = Source("gnome-help",
-                 (Package("deb", "gnome-user-docs", "43.0-2",
-                          (gnome.HELP_DIR + "/C/gnome-help/*", gnome.HELP_DIR + "/de/gnome-help/*")),),
-                 "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
+HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
 
 
 @dataclass

@@ -18,10 +18,29 @@ def _local(el) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
 
+_SEPARATORS = {"keyseq": "+", "guiseq": " ▸ "}  # as the Yelp help viewer renders them
+
+
+def _join_sequences(root) -> None:
+    """<keyseq><key>Ctrl</key><key>C</key></keyseq> reads "Ctrl+C", not "CtrlC"."""
+    for seq in root.iter():
+        sep = _SEPARATORS.get(_local(seq))
+        if sep is None:
+            continue
+        parts = [c for c in seq if isinstance(c.tag, str)]
+        if seq.text and not seq.text.strip():
+            seq.text = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            tail = "" if part.tail is None or not part.tail.strip() else part.tail
+            part.tail = tail if last else tail + sep
+
+
 def page_blocks(xml: bytes) -> list[Block]:
     """Titles and paragraphs in document order; page metadata (<info>) contributes only its
     <desc>, and code, credits and licenses none."""
     root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    _join_sequences(root)
     blocks = []
     for el in root.iter():
         name = _local(el)

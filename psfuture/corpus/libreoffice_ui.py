@@ -4,9 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import Pair
-from .mo import read_mo, strip_accelerators
+from .mo import has_placeholder, read_mo, strip_accelerators
 
 RESOURCE_DIR = "usr/lib/libreoffice/program/resource/de/LC_MESSAGES"
+
+
+def ui_text(text: str) -> str:
+    # The help pages show the product name where the UI has its placeholder.
+    return strip_accelerators(text).replace("%PRODUCTNAME", "LibreOffice")
 
 
 def read_ui(tree: Path) -> list[Pair]:
@@ -14,5 +19,5 @@ def read_ui(tree: Path) -> list[Pair]:
     files = sorted(root.glob("*.mo"))
     if not files:
         raise FileNotFoundError(f"{root}: no .mo catalogs; is libreoffice-l10n-de extracted here?")
-    return [(strip_accelerators(de), strip_accelerators(en))
-            for f in files for en, de in read_mo(f.read_bytes())]
+    pairs = [(ui_text(de), ui_text(en)) for f in files for en, de in read_mo(f.read_bytes())]
+    return [(de, en) for de, en in pairs if not (has_placeholder(de) or has_placeholder(en))]

@@ -45,3 +45,13 @@ def strip_accelerators(text: str) -> str:
     if text.count("_") == 1:
         text = _UNDERSCORE_ACCEL.sub("", text)
     return text
+
+
+# printf (%s, %2$d, %-5.2f), Qt/LibreOffice (%1, %PRODUCTNAME), $(ARG1), ${var}, {name}
+_PLACEHOLDER = re.compile(r"%(?:\d+\$)?[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]|%\d|%[A-Z_]{2,}|\$\(\w+\)|\$\{\w+\}|\{\w*\}")
+
+
+def has_placeholder(text: str) -> bool:
+    """UI strings with slots filled at run time are no sentences (and slots would teach the
+    model to emit them)."""
+    return bool(_PLACEHOLDER.search(text))

@@ -44,3 +44,10 @@ def test_read_pages_pairs_per_page_file_in_sorted_order(tmp_path):
     }
     with pytest.raises(FileNotFoundError, match="gnome-user-docs"):
         read_pages(tmp_path / "none")
+
+
+def test_key_and_menu_sequences_are_joined_as_displayed():
+    xml = b"""<page xmlns="http://projectmallard.org/1.0/"><p>Press <keyseq>
+      <key>Shift</key> <key>Ctrl</key><key>Alt</key></keyseq> or choose <guiseq><gui>Edit</gui>
+      <gui>Preferences</gui></guiseq>.</p></page>"""
+    assert page_blocks(xml) == [("page/p", "Press Shift+Ctrl+Alt or choose Edit ▸ Preferences.")]

@@ -1,7 +1,7 @@
 import pytest
 
 from psfuture.corpus.libreoffice_ui import RESOURCE_DIR, read_ui
-from psfuture.corpus.mo import MoError, read_mo, strip_accelerators
+from psfuture.corpus.mo import MoError, has_placeholder, read_mo, strip_accelerators
 
 
 def test_read_mo_keeps_order_and_drops_header_context_plurals_and_untranslated(mo_bytes):
@@ -33,12 +33,23 @@ def test_strip_accelerators(text, stripped):
     assert strip_accelerators(text) == stripped
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("Open %s", True), ("%2$d of %1$d", True), ("%-5.2f MB", True), ("Column %1", True),
+    ("Column %COLUMNNUMBER", True), ("$(ARG1) not allowed", True), ("Hello {name}", True),
+    ("${var} set", True), ("100 % sure", False), ("Zoom 50%", False), ("Plain text.", False),
+])
+def test_has_placeholder(text, expected):
+    assert has_placeholder(text) is expected
+
+
 def test_read_ui_reads_every_catalog_in_name_order(tmp_path, mo_bytes):
     root = tmp_path / RESOURCE_DIR
     root.mkdir(parents=True)
-    (root / "b.mo").write_bytes(mo_bytes([(b"~Save", b"~Speichern")]))
+    (root / "b.mo").write_bytes(mo_bytes([(b"~Save", b"~Speichern"), (b"Open %1", b"%1 \xc3\xb6ffnen"),
+                                          (b"About %PRODUCTNAME", b"\xc3\x9cber %PRODUCTNAME")]))
     (root / "a.mo").write_bytes(mo_bytes([(b"Sh_ow", b"_Anzeigen")]))
-    assert read_ui(tmp_path) == [("Anzeigen", "Show"), ("Speichern", "Save")]
+    assert read_ui(tmp_path) == [("Anzeigen", "Show"), ("Speichern", "Save"),
+                                 ("Über LibreOffice", "About LibreOffice")]
 
 
 def test_read_ui_without_catalogs_says_which_package(tmp_path):
