@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,12 +144,16 @@ def build(cfg: BuildConfig, sources: tuple[Source, ...] = TRAIN_SOURCES, heldout
 
 
 def write_corpus(corpus: Corpus, out: Path, command: str) -> None:
+    """Every file is written aside first and then all are swapped in, so a training run
+    reading `out` meanwhile never sees half a file or one side of a new split."""
     out.mkdir(parents=True, exist_ok=True)
-    for split, pairs in corpus.splits.items():
-        for lang, i in (("de", 0), ("en", 1)):
-            with open(out / f"{split}.{lang}", "w", encoding="utf-8", newline="\n") as f:
-                f.writelines(p[i] + "\n" for p in pairs)
-    (out / "DATA_CARD.md").write_text(data_card(corpus, command), encoding="utf-8")
+    texts = {f"{split}.{lang}": "".join(p[i] + "\n" for p in pairs)
+             for split, pairs in corpus.splits.items() for lang, i in (("de", 0), ("en", 1))}
+    texts["DATA_CARD.md"] = data_card(corpus, command)
+    for name, text in texts.items():
+        (out / f".{name}.tmp").write_text(text, encoding="utf-8", newline="\n")
+    for name in texts:
+        os.replace(out / f".{name}.tmp", out / name)
 
 
 def data_card(corpus: Corpus, command: str) -> str:

@@ -47,7 +47,8 @@ def strip_accelerators(text: str) -> str:
     return text
 
 
-# printf (%s, %2$d, %-5.2f; not the rare space flag, "100 % sicher" is prose), Qt/LibreOffice (%1, %PRODUCTNAME), $(ARG1), ${var}, {name}
+# printf (%s, %2$d, %-5.2f; not the rare space flag: "100 % sicher" is prose),
+# Qt/LibreOffice (%1, %PRODUCTNAME), $(ARG1), ${var}, {name}
 _PLACEHOLDER = re.compile(r"%(?:\d+\$)?[-+#0]*\d*(?:\.\d+)?[a-zA-Z]|%\d|%[A-Z_]{2,}|\$\(\w+\)|\$\{\w+\}|\{\w*\}")
 
 
