@@ -248,9 +248,12 @@ async def _demo(args, model, settings) -> None:
     finally:
         if not args.serve:
             await server.close()
-    out.write(f"To type or paste German yourself: run `psfuture serve` and open http://{args.host}:{args.port}/ "
-              "in a browser" + (f"; this demo's server is at {url}" if args.serve else
-                                " (or run `psfuture demo --serve`)") + ".\n")
+    if args.serve:
+        out.write(f"Open {url} in a browser to type or paste German and watch it being translated.\n")
+    else:
+        port = args.port or 8765
+        out.write(f"To type or paste German yourself: run `psfuture serve --port {port}` and open "
+                  f"http://{args.host}:{port}/ in a browser (or run `psfuture demo --serve`).\n")
     out.flush()
     if args.serve:
         out.write("serving; Ctrl-C to stop\n")

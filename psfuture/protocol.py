@@ -99,7 +99,13 @@ class StreamSettings:
             if "threshold" in options:
                 raise ConfigError("give either target_al or threshold, not both")
             options["threshold"] = calibrate(self.policy, self.target_al)
-        return make_policy(self.policy, **options)
+        try:
+            return make_policy(self.policy, **options)
+        except (TypeError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"policy {self.policy!r}: a setting has the wrong type or value ({e}); "
+                              f"got {json.dumps(options)}") from None
 
 
 def _is_number(value) -> bool:

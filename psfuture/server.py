@@ -322,11 +322,11 @@ class StreamServer:
             return None
         if self.http.page and path in ("/", "/index.html"):
             response = connection.respond(200, "")
-            response.body = self._page
-            response.headers["Content-Type"] = "text/html; charset=utf-8"
-            response.headers["Content-Length"] = str(len(self._page))
-            response.headers["Cache-Control"] = "no-cache"
-            return response
+            # Headers is a multidict: assigning would add a second Content-Type and Content-Length.
+            del response.headers["Content-Type"], response.headers["Content-Length"]
+            response.headers.update({"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache",
+                                     "Content-Length": str(len(self._page))})
+            return dataclasses.replace(response, body=self._page)
         return connection.respond(404, f"not found; the demo page is at / and the websocket at {self.http.ws_path}\n")
 
     async def _handle(self, ws: ServerConnection) -> None:

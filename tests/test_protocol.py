@@ -156,3 +156,16 @@ def test_settings_follow_the_defaults_unless_the_policy_changes():
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="max_streams"):
         Limits(max_streams=0)
+
+
+def test_settings_build_the_engines_policy():
+    from psfuture.errors import ConfigError
+    from psfuture.policies import PsFuture, WaitK
+
+    assert StreamSettings("waitk", (("k", 2),)).to_policy() == WaitK(k=2)
+    assert StreamSettings(target_al=3).to_policy(lambda policy, al: al / 10) == PsFuture(threshold=0.3)
+    for bad, match in [(StreamSettings("nope"), "unknown policy"), (StreamSettings(target_al=3), "calibration"),
+                       (StreamSettings(options=(("threshold", "high"),)), "threshold"),
+                       (StreamSettings(options=(("beam", 5),)), "beam")]:
+        with pytest.raises(ConfigError, match=match):
+            bad.to_policy()

@@ -1,0 +1,125 @@
+"""`psfuture translate | serve | demo` as a user runs them: subprocesses on the tiny model."""
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from psfuture.cli import main
+from psfuture.model import load_model
+from psfuture.policies import make_policy
+from psfuture.session import Session
+
+GERMAN = ["Im Anfang schuf Gott die Himmel und die Erde.", "Und Gott sah das Licht, dass es gut war."]
+
+
+def psfuture(*args, stdin="", timeout=120):
+    return subprocess.run([sys.executable, "-m", "psfuture.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir):
+    """Each sentence read a word at a time by a Session with the waitk policy: words and delays."""
+    model = load_model(tiny_model_dir)
+    out = []
+    for sentence in GERMAN:
+        session = Session(model, make_policy("waitk", k=2))
+        for word in sentence.split():
+            session.push([word])
+        session.finish()
+        out.append((list(session.target_words), list(session.delays)))
+    return out
+
+
+def test_translate_prints_a_line_per_sentence(tiny_model_dir, reference):
+    r = psfuture("translate", "--model", str(tiny_model_dir), "--policy", "waitk", "--set", "k=2",
+                 stdin="\n".join(GERMAN) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [" ".join(words) for words, _ in reference]
+
+
+def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, reference):
+    # No final newline: the end of input ends the sentence.
+    r = psfuture("translate", "--timeline", "--model", str(tiny_model_dir), "--policy", "waitk", "--set", "k=2",
+                 stdin=GERMAN[0])
+    assert r.returncode == 0, r.stderr
+    reads, writes = 0, []
+    for line in r.stdout.splitlines():
+        if line.startswith("READ "):
+            reads += 1
+        elif line.startswith("WRITE "):
+            word, delay = re.fullmatch(r"WRITE (\S+)\t\(after (\d+) source words\)", line).groups()
+            assert int(delay) == reads  # a word is written right after the reads it needed
+            writes.append((word, int(delay)))
+    words, delays = reference[0]
+    assert reads == len(GERMAN[0].split()) and writes == list(zip(words, delays))
+    assert r.stdout.splitlines()[-2].startswith("END")
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["translate", "--model", "/nonexistent/model"], 1, "model directory /nonexistent/model does not exist"),
+    (["translate", "--policy", "nope"], 1, "unknown policy 'nope'"),
+    (["serve", "--threshold", "0.1", "--target-al", "3"], 1, "target_al"),
+    (["translate", "--set", "k"], 2, "expected NAME=VALUE"),
+    (["serve", "--port", "x"], 2, "invalid int value"),
+    (["demo", "--wps", "0"], 2, "must be > 0"),
+    ([], 2, "required"),
+])
+def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, args, code, message):
+    if args and "--model" not in args:
+        args = args + ["--model", str(tiny_model_dir)]
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == code and message in err, err
+    assert "Traceback" not in err
+
+
+def test_serve_translates_and_shuts_down_on_sigterm(tiny_model_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--model",
+                             str(tiny_model_dir), "--policy", "waitk", "--set", "k=2"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while "serving on" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "server exited before serving"
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+
+        async def client():
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"type": "start"}))
+                await ws.send(json.dumps({"type": "source", "text": GERMAN[0]}))
+                await ws.send(json.dumps({"type": "end"}))
+                while (m := json.loads(await ws.recv()))["type"] != "done":
+                    assert m["type"] in ("ready", "target"), m
+                proc.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                return m, ws.close_code
+
+        done, close_code = asyncio.run(asyncio.wait_for(client(), 120))
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert done["text"] and close_code == 1001
+
+
+def test_demo_streams_the_samples_and_points_to_the_page(tiny_model_dir, reference):
+    r = psfuture("demo", "--model", str(tiny_model_dir), "--port", "0", "--wps", "50", "--policy", "waitk",
+                 "--set", "k=2", *GERMAN)
+    assert r.returncode == 0, r.stderr
+    assert [line[len("  => "):] for line in r.stdout.splitlines() if line.startswith("  => ")] == [
+        " ".join(words) for words, _ in reference]
+    assert "de  Im Anfang" in r.stdout and "read," in r.stdout
+    assert "http://127.0.0.1:0/" not in r.stdout and "psfuture serve" in r.stdout
