@@ -5,6 +5,7 @@ import re
 import struct
 
 _MAGIC = {0x950412DE: "<", 0xDE120495: ">"}
+_CREDITS = {b"translator-credits", b"translator_credits"}  # msgstr: the translators' names
 
 
 class MoError(ValueError):
@@ -13,7 +14,7 @@ class MoError(ValueError):
 
 def read_mo(data: bytes) -> list[tuple[str, str]]:
     """(msgid, msgstr) in catalog order; plural entries give the singular forms,
-    context prefixes and the header entry are dropped, untranslated entries skipped."""
+    context prefixes are dropped; the header, credits and untranslated entries skipped."""
     if len(data) < 20:
         raise MoError(f"not a .mo file: only {len(data)} bytes")
     (magic,) = struct.unpack("<I", data[:4])
@@ -31,6 +32,8 @@ def read_mo(data: bytes) -> list[tuple[str, str]]:
             continue
         msgid = msgid.split(b"\x04", 1)[-1].split(b"\x00", 1)[0]
         msgstr = msgstr.split(b"\x00", 1)[0]
+        if msgid in _CREDITS:
+            continue
         pairs.append((msgid.decode("utf-8", "replace"), msgstr.decode("utf-8", "replace")))
     return pairs
 

@@ -11,6 +11,7 @@ def test_read_mo_keeps_order_and_drops_header_context_plurals_and_untranslated(m
         (b"menu\x04Close", b"Schlie\xc3\x9fen"),
         (b"%d file\x00%d files", b"%d Datei\x00%d Dateien"),
         (b"Untranslated", b""),
+        (b"translator-credits", b"Erika Mustermann <erika@example.org>"),
     ])
     assert read_mo(data) == [("Open", "Öffnen"), ("Close", "Schließen"), ("%d file", "%d Datei")]
 
