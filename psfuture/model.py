@@ -120,8 +120,9 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", in
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt), {"data": str(d)})
     except Exception as e:  # torch raises many types for truncated/foreign files
-        raise ModelLoadError(f"cannot read {ckpt}: {type(e).__name__}: {e}. "
-                             "The file is corrupt or not a fairseq checkpoint; re-export the model.") from e
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise ModelLoadError(f"cannot read {ckpt} ({type(e).__name__}: {first}): the file is corrupt or "
+                             "not a fairseq checkpoint; re-export the model.") from e
     cfg = state.get("cfg")
     if cfg is None or "task" not in cfg or "model" not in cfg:
         raise ModelLoadError(f"{ckpt} has no fairseq config (cfg); re-export it with a current fairseq.")
