@@ -29,7 +29,8 @@ def main(argv=None):
         corpus = build(BuildConfig(cache=args.cache, sources=tuple(args.sources), seed=args.seed))
     except (FetchError, FileNotFoundError, ValueError) as e:
         sys.exit(f"build_data: {e}")
-    write_corpus(corpus, args.out, "python scripts/build_data.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
+    argv = sys.argv[1:] if argv is None else argv
+    write_corpus(corpus, args.out, "python scripts/build_data.py " + shlex.join(argv))
     for r in corpus.reports:
         print(f"{r.name:18} extracted {r.extracted:7} cleaned {r.cleaned:7} kept {r.kept:7}")
     print(", ".join(f"{k}: {len(v)}" for k, v in corpus.splits.items()), "->", args.out)

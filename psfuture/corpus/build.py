@@ -160,9 +160,9 @@ def data_card(corpus: Corpus, command: str) -> str:
     rows = "\n".join(
         f"| {r.name} | {'<br>'.join(r.packages)} | {r.license} | {r.extracted} | {r.cleaned} | {r.kept} |"
         for r in corpus.reports)
-    splits = "\n".join(
-        f"| {name} | {len(pairs)} | {sum(len(d.split()) for d, _ in pairs)} | {sum(len(e.split()) for _, e in pairs)} |"
-        for name, pairs in corpus.splits.items())
+    words = lambda texts: sum(len(t.split()) for t in texts)  # noqa: E731
+    splits = "\n".join(f"| {name} | {len(pairs)} | {words(d for d, _ in pairs)} | {words(e for _, e in pairs)} |"
+                       for name, pairs in corpus.splits.items())
     return f"""# German-English corpus
 
 Built from registry packages by `psfuture.corpus` (one line per sentence or segment, `.de` and

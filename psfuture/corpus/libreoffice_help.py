@@ -42,7 +42,8 @@ def align_pages(de_html: bytes, en_html: bytes) -> list[Pair]:
 def help_root(tree: Path, lang: str) -> Path:
     root = Path(tree) / "usr/share/libreoffice/help" / lang / "text"
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no LibreOffice help for {lang!r}; is libreoffice-help-{lang.lower()} extracted here?")
+        raise FileNotFoundError(f"{root}: no LibreOffice help for {lang!r}; "
+                                f"is libreoffice-help-{lang.lower()} extracted here?")
     return root
 
 
