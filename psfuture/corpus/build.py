@@ -156,12 +156,15 @@ def write_corpus(corpus: Corpus, out: Path, command: str) -> None:
         os.replace(out / f".{name}.tmp", out / name)
 
 
+def _words(texts) -> int:
+    return sum(len(t.split()) for t in texts)
+
+
 def data_card(corpus: Corpus, command: str) -> str:
     rows = "\n".join(
         f"| {r.name} | {'<br>'.join(r.packages)} | {r.license} | {r.extracted} | {r.cleaned} | {r.kept} |"
         for r in corpus.reports)
-    words = lambda texts: sum(len(t.split()) for t in texts)  # noqa: E731
-    splits = "\n".join(f"| {name} | {len(pairs)} | {words(d for d, _ in pairs)} | {words(e for _, e in pairs)} |"
+    splits = "\n".join(f"| {name} | {len(pairs)} | {_words(d for d, _ in pairs)} | {_words(e for _, e in pairs)} |"
                        for name, pairs in corpus.splits.items())
     return f"""# German-English corpus
 
