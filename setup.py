@@ -20,6 +20,7 @@ setup(
         "websockets>=13,<16",
         "numpy",
         "tqdm",
+        "lxml",  # psfuture.corpus parses the help pages (already pulled in by sacrebleu)
         "matplotlib",
     ],
     extras_require={
