@@ -51,3 +51,29 @@ def test_key_and_menu_sequences_are_joined_as_displayed():
       <key>Shift</key> <key>Ctrl</key><key>Alt</key></keyseq> or choose <guiseq><gui>Edit</gui>
       <gui>Preferences</gui></guiseq>.</p></page>"""
     assert page_blocks(xml) == [("page/p", "Press Shift+Ctrl+Alt or choose Edit ▸ Preferences.")]
+
+
+def test_docbook_blocks_expand_own_entities_and_skip_metadata_and_external_entities():
+    xml = b"""<?xml version="1.0"?>
+<!DOCTYPE article PUBLIC "-//OASIS//DTD DocBook XML V4.1.2//EN" "docbookx.dtd" [
+  <!ENTITY app "Tali">
+  <!ENTITY legal SYSTEM "legal.xml">
+]>
+<article><articleinfo><title>Tali Manual</title>&legal;</articleinfo>
+  <sect1><title>Playing &app;</title><para>Roll the dice.</para>
+  <informaltable><tgroup><tbody><row><entry>Yahtzee</entry></row></tbody></tgroup></informaltable>
+  <programlisting>tali --help</programlisting></sect1></article>"""
+    assert page_blocks(xml) == [("sect1/title", "Playing Tali"), ("sect1/para", "Roll the dice."),
+                                ("row/entry", "Yahtzee")]
+
+
+def test_read_pages_takes_docbook_files_but_not_the_license(tmp_path):
+    def write(lang, name, text):
+        path = tmp_path / HELP_DIR / lang / "tali" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"<article><sect1><para>{text}</para></sect1></article>".encode())
+    write("C", "index.docbook", "Roll the dice.")
+    write("de", "index.docbook", "Würfeln Sie.")
+    write("C", "legal.xml", "Permission is granted to copy.")
+    write("de", "legal.xml", "Das Kopieren ist gestattet.")
+    assert read_pages(tmp_path, "tali") == {"index.docbook": [("Würfeln Sie.", "Roll the dice.")]}
