@@ -60,10 +60,11 @@ TRAIN_SOURCES = (
             Package("deb", "gimp-help-en", "2.10.34-2", (gimp.HELP_DIR + "/en/*",))),
            "GFDL-1.2", lambda t: gimp.read_gimp(t[0], t[1]), by_position=True),
     Source("gnome-apps-help", gnome_apps.PACKAGES + (GNOME_USER_DOCS,),
-           "GPL-2.0-or-later, CC-BY-SA-3.0, GFDL (per package, see its copyright file)",
+           "per package, mostly CC-BY-SA-3.0/4.0 or GFDL (see /usr/share/doc/<package>/copyright)",
            gnome_apps.read_app_help, by_position=True),
     Source("gnome-apps-ui", gnome_apps.PACKAGES,
-           "GPL-2.0-or-later, LGPL (per package, see its copyright file)", gnome_apps.read_app_ui),
+           "per package, GPL-2.0+/3.0+ or LGPL (see /usr/share/doc/<package>/copyright)",
+           gnome_apps.read_app_ui),
 )
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
 
