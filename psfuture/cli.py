@@ -65,6 +65,8 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
                    help="(default: %(default)s)")
     g.add_argument("--idle-timeout", type=_positive(float), default=d.idle_timeout_s, metavar="SECONDS",
                    help="close connections silent this long (default: %(default)s)")
+    g.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="run concurrent streams' model steps as one batch (default: on)")
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -215,7 +217,7 @@ def serve(args) -> int:
 
     try:
         asyncio.run(run_server(args.host, args.port, model=model, limits=_limits(args), defaults=settings,
-                               engine=EngineOptions(calibrate=_calibration()), on_ready=ready))
+                               engine=EngineOptions(batch=args.batch, calibrate=_calibration()), on_ready=ready))
     except OSError as e:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
                        "pick another --port (0 picks a free one)") from None

@@ -1,0 +1,229 @@
+"""Streaming benchmark: latency of the websocket server under concurrent live streams.
+
+Starts `psfuture serve` in a subprocess (the server gets its own process, as in production) and drives
+N simulated speakers against it, each sending German word by word at --wps words/s, sentence after
+sentence, for --seconds. For each English word it measures the time from the arrival of the German
+word that released it (the word whose reading let the policy write it; for words written once the
+sentence ended, the "end" message) to its arrival at the client: p50/p95/max per concurrency level.
+A level "keeps up" when p95 stays below one word interval (1/wps): beyond that the server falls behind.
+
+    python eval/bench_stream.py                       # shipped model, 1..32 streams
+    python eval/bench_stream.py --model DIR --levels 1 4 16 --seconds 20
+
+Writes eval/results/bench_stream.{json,md}. A benchmark, not a test: numbers depend on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sentences(path: Path, limit: int = 500) -> list[str]:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if 3 <= len(line.split()) <= 40]
+    if not lines:
+        sys.exit(f"{path}: no sentences of 3-40 words; pass --source FILE with German, one sentence per line")
+    return lines[:limit]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]  # nearest rank
+
+
+async def speaker(url: str, texts: list[str], wps: float, until: float, start_delay: float, out: dict) -> None:
+    """One live stream: sentences word by word at `wps`, latencies of every English word into `out`."""
+    await asyncio.sleep(start_delay)
+    async with connect(url, max_size=2 ** 22) as ws:
+        hello = json.loads(await ws.recv())
+        out.setdefault("hello", hello)
+        n = 0
+        while time.perf_counter() < until:
+            text = texts[n % len(texts)]
+            n += 1
+            sent: list[float] = []
+            end_at = [float("inf")]
+            done = asyncio.Event()
+
+            async def receive():
+                while True:
+                    m = json.loads(await ws.recv())
+                    now = time.perf_counter()
+                    if m["type"] == "target":
+                        for delay in m["delays"]:
+                            trigger = sent[delay - 1]
+                            if delay == len(text.split()) and now > end_at[0]:
+                                trigger = max(trigger, end_at[0])  # written after the end: released by it
+                            out["latency_ms"].append((now - trigger) * 1000)
+                        out["words_out"] += len(m["words"])
+                    elif m["type"] == "ready":
+                        out.setdefault("policy", m["policy"])
+                    elif m["type"] == "done":
+                        out["sentences"] += 1
+                        out["al"].append(m["al"])
+                        done.set()
+                        return
+                    elif m["type"] == "error":
+                        out["errors"].append(m["code"])
+                        done.set()
+                        return
+
+            await ws.send(json.dumps({"type": "start"}))
+            receiver = asyncio.create_task(receive())
+            tick = time.perf_counter()
+            for word in text.split():
+                tick += 1 / wps
+                sent.append(time.perf_counter())  # before sending: the reply may come before send() returns
+                await ws.send(json.dumps({"type": "source", "text": word + " "}))
+                out["words_in"] += 1
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+            end_at[0] = time.perf_counter()
+            await ws.send(json.dumps({"type": "end"}))
+            await receiver
+
+
+async def level(url: str, texts: list[str], streams: int, wps: float, seconds: float, seed: int) -> dict:
+    rng = random.Random(seed)
+    out = {"latency_ms": [], "al": [], "errors": [], "words_in": 0, "words_out": 0, "sentences": 0}
+    until = time.perf_counter() + seconds
+    began = time.perf_counter()
+    await asyncio.gather(*[
+        speaker(url, rng.sample(texts, min(len(texts), 50)), wps, until, rng.uniform(0, 1 / wps), out)
+        for _ in range(streams)])
+    lat = out["latency_ms"]
+    p95 = percentile(lat, 95)
+    return {
+        "streams": streams, "wps": wps, "seconds": round(time.perf_counter() - began, 1),
+        "source_words": out["words_in"], "target_words": out["words_out"], "sentences": out["sentences"],
+        "p50_ms": _r(percentile(lat, 50)), "p95_ms": _r(p95), "max_ms": _r(max(lat) if lat else None),
+        "mean_al": _r(statistics.mean([a for a in out["al"] if a is not None]) if out["al"] else None),
+        "errors": len(out["errors"]), "keeps_up": p95 is not None and p95 < 1000 / wps and not out["errors"],
+        "_hello": out.get("hello"), "_policy": out.get("policy"),
+    }
+
+
+def _r(x):
+    return None if x is None else round(x, 1)
+
+
+def start_server(args) -> tuple[subprocess.Popen, int]:
+    cmd = [sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--max-streams", "1000",
+           "--max-connections", "1000", "--policy", args.policy, "--batch" if args.batch else "--no-batch"]
+    if args.model:
+        cmd += ["--model", str(args.model)]
+    if args.threshold is not None:
+        cmd += ["--threshold", str(args.threshold)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for line in proc.stderr:
+        found = re.search(r"serving on http://[^:]+:(\d+)/", line)
+        if found:  # keep draining its stderr, or a chatty server would block on a full pipe
+            threading.Thread(target=lambda: [sys.stderr.write(x) for x in proc.stderr], daemon=True).start()
+            return proc, int(found.group(1))
+        sys.stderr.write(line)
+    sys.exit(f"the server did not start (exit code {proc.wait()})")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    import torch
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
+            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+
+
+def markdown(result: dict) -> str:
+    s = result["signature"]
+    rows = ["| streams | words/s each | p50 ms | p95 ms | max ms | source words | target words | mean AL | "
+            "keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    for r in result["levels"]:
+        rows.append(f"| {r['streams']} | {r['wps']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
+                    f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {'yes' if r['keeps_up'] else 'NO'} |")
+    return "\n".join([
+        "# Streaming benchmark (eval/bench_stream.py)", "",
+        "Latency from the arrival of the German word that released an English word (or of the sentence's "
+        "`end`, for words written after it) to that English word's arrival at the client, over a websocket on "
+        f"loopback; each stream speaks {result['config']['wps']} words/s, sentence after sentence. "
+        "\"keeps up\": p95 below one word interval.", "",
+        *rows, "",
+        f"Most concurrent streams that keep up: **{result['max_streams_keeping_up']}**.", "",
+        f"- model: `{json.dumps(s['model'])}`",
+        f"- policy: `{s['policy']}`; batched model steps: {result['config']['batch']}",
+        f"- source: `{result['config']['source']}` ({result['config']['sentences']} sentences)",
+        f"- machine: {json.dumps(s['machine'])}",
+        f"- date: {s['date']}", ""])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    p.add_argument("--policy", default="psfuture")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--source", type=Path, default=None,
+                   help="German sentences, one a line (default: data/corpus/test.de, else the test fixture)")
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--wps", type=float, default=2.5, help="words per second per stream (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=20.0, help="per level (default: %(default)s)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of one untimed stream first (default: %(default)s)")
+    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    source = args.source or next(f for f in (ROOT / "data/corpus/test.de", ROOT / "tests/fixtures/tiny.de")
+                                 if f.exists())
+    texts = sentences(source)
+    proc, port = start_server(args)
+    levels = []
+    try:
+        if args.warmup > 0:  # first calls pay for allocations and caches; not what a running server sees
+            asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, 1, args.wps, args.warmup, args.seed))
+        for n in args.levels:
+            r = asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, n, args.wps, args.seconds, args.seed + n))
+            levels.append(r)
+            print(f"{n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
+                  f"{r['target_words']} words out  {'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    hello = next((r["_hello"] for r in levels if r["_hello"]), {}) or {}
+    policy = next((r["_policy"] for r in levels if r["_policy"]), None)
+    for r in levels:
+        del r["_hello"], r["_policy"]
+    keeping = []  # levels up to the first that falls behind
+    for r in sorted(levels, key=lambda r: r["streams"]):
+        if not r["keeps_up"]:
+            break
+        keeping.append(r["streams"])
+    result = {
+        "signature": {"model": hello.get("model"), "policy": policy, "machine": machine(),
+                      "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
+        "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "levels": args.levels,
+                   "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
+                   "sentences": len(texts), "seed": args.seed},
+        "levels": levels,
+        "max_streams_keeping_up": max(keeping) if keeping else 0,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
