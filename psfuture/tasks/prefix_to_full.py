@@ -1,0 +1,118 @@
+"""Prefix-to-Full (P2F) fine-tuning as a fairseq task.
+
+    fairseq-train data/bin --user-dir psfuture --task prefix_to_full --prefix-ratio 0.5 ...
+
+A share of the training pairs get their source cut to a random prefix while the target stays the full
+translation, so an offline model learns what to say from partial input, as the simultaneous engine will feed
+it. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
+test splits stay full pairs, and so does inference: a P2F model is an ordinary translation model.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from fairseq.data import BaseWrapperDataset
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
+from omegaconf import II
+
+WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
+
+
+def word_start_mask(symbols: list[str]) -> np.ndarray:
+    """For each dictionary index: does that piece begin a source word?"""
+    return np.array([s.startswith(WORD_START) for s in symbols], dtype=bool)
+
+
+def cut_points(tokens: np.ndarray, word_start: np.ndarray | None) -> np.ndarray:
+    """Lengths the prefixes of `tokens` (EOS stripped) may have: every whole-word prefix, including the full
+    sentence; every token prefix when `word_start` is None. The first token always opens a word."""
+    n = len(tokens)
+    if word_start is None:
+        return np.arange(1, n + 1)
+    return np.append(np.flatnonzero(word_start[tokens[1:]]) + 1, n)
+
+
+def sample_prefix_len(rng: np.random.Generator, tokens: np.ndarray, word_start: np.ndarray | None,
+                      ratio: float) -> int | None:
+    """Length to cut `tokens` to, uniform over `cut_points`, with probability `ratio`; None keeps it full."""
+    if len(tokens) == 0 or rng.random() >= ratio:
+        return None
+    cuts = cut_points(tokens, word_start)
+    return int(cuts[rng.integers(len(cuts))])
+
+
+class PrefixDataset(BaseWrapperDataset):
+    """Cuts the source of a share of examples to a random prefix. Targets stay full, and so do the sizes used
+    for batching (an upper bound). Which examples and where is a function of (seed, epoch, index) only, so
+    it is the same in every distributed rank, data-loader worker and rerun."""
+
+    def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int):
+        super().__init__(dataset)
+        self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
+        self.epoch = 1
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        # Prefixes change every epoch; a reused data loader keeps its workers' copy of the old epoch.
+        return False
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self.epoch = epoch
+
+    def prefix_len(self, index: int, tokens: torch.Tensor) -> int | None:
+        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
+        return sample_prefix_len(rng, tokens.numpy(), self.word_start, self.ratio)
+
+    def __getitem__(self, index):
+        item = self.dataset[index]
+        src = item["source"]
+        body = src[:-1] if len(src) and src[-1] == self.eos else src
+        cut = self.prefix_len(index, body)
+        if cut is None:
+            return item
+        prefix = body[:cut]
+        if self.keep_eos:
+            prefix = torch.cat([prefix, prefix.new_tensor([self.eos])])
+        return {**item, "source": prefix}
+
+
+@dataclass
+class PrefixToFullConfig(TranslationConfig):
+    prefix_ratio: float = field(
+        default=0.5, metadata={"help": "share of training pairs whose source is cut to a random prefix; "
+                                       "the rest stay full pairs"})
+    prefix_unit: ChoiceEnum(["word", "token"]) = field(
+        default="word", metadata={"help": "prefix length uniform over whole source words (prefixes end where "
+                                          "streamed input can end) or over source tokens"})
+    prefix_eos: ChoiceEnum(["keep", "drop"]) = field(
+        default="keep", metadata={"help": "whether a prefix source ends with </s> like a full one (keep) or "
+                                          "not (drop); match what the engine feeds the model"})
+    prefix_seed: int = II("common.seed")
+
+
+@register_task("prefix_to_full", dataclass=PrefixToFullConfig)
+class PrefixToFullTask(TranslationTask):
+    cfg: PrefixToFullConfig
+
+    def __init__(self, cfg: PrefixToFullConfig, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        if not 0.0 <= cfg.prefix_ratio <= 1.0:
+            raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
+        if cfg.prefix_seed < 0:
+            raise ValueError(f"the P2F seed (--seed) must be >= 0, got {cfg.prefix_seed}")
+        self.word_start = None
+        if cfg.prefix_unit == "word":
+            self.word_start = word_start_mask(src_dict.symbols)
+            if not self.word_start.any():
+                raise ValueError(f"--prefix-unit word needs a SentencePiece dictionary (pieces starting with "
+                                 f"{WORD_START!r}); none found in the source dictionary. Use --prefix-unit token.")
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        if split == self.cfg.train_subset:
+            self.datasets[split] = PrefixDataset(
+                self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
+                self.cfg.prefix_eos == "keep", self.cfg.prefix_seed)

@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Fine-tune an offline model with Prefix-to-Full (P2F) pairs, then export a model directory.
+
+    python scripts/train_p2f.py --model checkpoints/offline --data data/bin --work build/p2f --out checkpoints/p2f
+
+Restores the model's weights (optimizer, data loader, meters and lr schedule reset) and trains with
+`--task prefix_to_full` from `--user-dir psfuture`, rebuilding the architecture from the checkpoint itself.
+Checkpoints and build/p2f/train.log are written as training goes, so it can run in the background
+(nohup ... &); started again with the same --work it resumes from <work>/checkpoint_last.pt. The exported
+model is a plain `translation` checkpoint: inference needs no plugin. Anything after `--` goes to
+fairseq-train verbatim (e.g. `-- --max-update 500`, or the distributed options in README.md).
+"""
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_model import export  # noqa: E402
+from train import COMMON  # noqa: E402
+
+import psfuture  # noqa: E402  (allow-lists argparse.Namespace for torch.load)
+
+PACKAGE = Path(psfuture.__file__).resolve().parent  # an absolute --user-dir works from any working directory
+
+PRESETS = {
+    # Fine-tuning: a lower, short warmup than from scratch; about 0.7 s/update for the cpu offline model.
+    "cpu": ["--lr", "0.0003", "--warmup-updates", "200", "--max-tokens", "4096", "--max-update", "2000",
+            "--save-interval-updates", "250", "--keep-interval-updates", "4", "--log-interval", "50",
+            "--cpu", "--num-workers", "1"],
+    "gpu": ["--lr", "0.0003", "--warmup-updates", "200", "--max-tokens", "16384", "--max-update", "2000",
+            "--fp16", "--save-interval-updates", "250", "--keep-interval-updates", "4", "--log-interval", "100",
+            "--num-workers", "4"],
+    # Seconds: for the test suite.
+    "tiny": ["--lr", "0.001", "--warmup-updates", "1", "--max-tokens", "2048", "--max-update", "3",
+             "--log-interval", "1", "--cpu", "--num-workers", "0"],
+}
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def arch_flags(model_args) -> list[str]:
+    """fairseq-train options that rebuild the architecture of a saved model (its cfg["model"])."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    if isinstance(model_args, dict):  # dataclass-configured models store a dict named by `_name`
+        model_args = argparse.Namespace(**{"arch": model_args.get("_name"), **model_args})
+    if model_args.arch not in ARCH_MODEL_REGISTRY:
+        raise SystemExit(f"error: the checkpoint's architecture {model_args.arch!r} is unknown to fairseq")
+    parser = argparse.ArgumentParser()
+    ARCH_MODEL_REGISTRY[model_args.arch].add_args(parser)
+    flags = ["--arch", model_args.arch]
+    for action in parser._actions:
+        value = getattr(model_args, action.dest, None)
+        if not action.option_strings or value is None or value == action.default:
+            continue
+        flags += [action.option_strings[0]] if action.nargs == 0 else [action.option_strings[0], str(value)]
+    return flags
+
+
+def as_translation(state: dict) -> dict:
+    """A P2F model is an ordinary translation model: ship it as one, loadable without --user-dir."""
+    cfg = dict(state["cfg"])
+    cfg["task"] = {**{k: v for k, v in cfg["task"].items() if not k.startswith("prefix_")}, "_name": "translation"}
+    cfg["common"] = {**cfg["common"], "user_dir": None}
+    model = cfg["model"]
+    if isinstance(model, argparse.Namespace):
+        model = argparse.Namespace(**{k: v for k, v in vars(model).items() if not k.startswith("prefix_")})
+        model.task, model.user_dir = "translation", None
+    cfg["model"] = model
+    return {**state, "cfg": cfg}
+
+
+def export_p2f(work: Path, data: Path, out: Path, *, average: int = 1, fp16: bool = False,
+               name: str = "psfuture-p2f", extra_meta: dict | None = None) -> Path:
+    """scripts/export_model.py over translation-task copies of the P2F checkpoints (the run stays resumable);
+    model.json records the P2F settings the run actually used."""
+    sources = [work / "checkpoint_last.pt", *(work.glob("checkpoint_*_*.pt") if average > 1 else [])]
+    p2f = {}
+    with tempfile.TemporaryDirectory(dir=work) as staging:
+        for src in filter(Path.is_file, sources):
+            state = _load(src)
+            p2f = p2f or {k: v for k, v in state["cfg"]["task"].items() if k.startswith("prefix_")}
+            torch.save(as_translation(state), Path(staging) / src.name)
+        return export(Path(staging), data, out, average=average, fp16=fp16, name=name,
+                      extra_meta={"p2f": p2f, **(extra_meta or {})})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=Path("checkpoints/offline"), help="model directory to fine-tune")
+    ap.add_argument("--data", type=Path, default=Path("data/bin"), help="binarized data with the model's dictionary")
+    ap.add_argument("--work", type=Path, default=Path("build/p2f"), help="fairseq checkpoints and train.log")
+    ap.add_argument("--out", type=Path, default=Path("checkpoints/p2f"), help="export the model directory here")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--prefix-ratio", type=float, default=0.5, help="share of prefix->full pairs")
+    ap.add_argument("--prefix-unit", choices=("word", "token"), default="word")
+    ap.add_argument("--prefix-eos", choices=("keep", "drop"), default="keep", help="prefix source ends with </s>?")
+    ap.add_argument("--average", type=int, default=1, help="average the last N interval checkpoints on export")
+    ap.add_argument("--fp16-storage", action="store_true", help="store exported weights in half precision")
+    ap.add_argument("--name", default="psfuture-p2f-deen")
+    ap.add_argument("--export-only", action="store_true", help="export <work> as it is, without training")
+    ap.add_argument("extra", nargs=argparse.REMAINDER, help="-- then extra fairseq-train options")
+    args = ap.parse_args(argv)
+    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+
+    ckpt = args.model / "checkpoint.pt"
+    if not ckpt.is_file():
+        sys.exit(f"error: {args.model} is not a model directory (no checkpoint.pt); train one with scripts/train.py")
+    for name in ("dict.de.txt", "dict.en.txt", "spm.model"):
+        if not (args.data / name).is_file():
+            sys.exit(f"error: {args.data / name} is missing; binarize the data with scripts/prepare.py")
+    if (args.data / "dict.de.txt").read_bytes() != (args.model / "dict.de.txt").read_bytes():
+        sys.exit(f"error: {args.data} was binarized with another dictionary than {args.model}; "
+                 "fine-tune on the data the model was trained on")
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fairseq_cli.train", str(args.data), "--user-dir", str(PACKAGE),
+           "--task", "prefix_to_full", "--prefix-ratio", str(args.prefix_ratio),
+           "--prefix-unit", args.prefix_unit, "--prefix-eos", args.prefix_eos,
+           "--save-dir", str(args.work), "--log-file", str(args.work / "train.log"),
+           *COMMON, *arch_flags(_load(ckpt)["cfg"]["model"]), *PRESETS[args.preset]]
+    if not (args.work / "checkpoint_last.pt").is_file():  # later launches resume from it
+        cmd += ["--restore-file", str(ckpt.resolve()), "--reset-optimizer", "--reset-dataloader", "--reset-meters",
+                "--reset-lr-scheduler"]
+    cmd += extra
+    if not args.export_only:
+        print("training:", " ".join(cmd), f"\nlog: {args.work / 'train.log'}", flush=True)
+        subprocess.run(cmd, check=True)
+    meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt)}}
+    if not args.export_only:
+        meta.update(preset=args.preset, train_command=cmd[1:])
+    if args.out:
+        print(export_p2f(args.work, args.data, args.out, average=args.average, fp16=args.fp16_storage,
+                         name=args.name, extra_meta=meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The prefix_to_full fairseq task: registration, prefix sampling, fairseq-train (single and distributed)."""
+import importlib.util
+import json
+import pickle
+import socket
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import psfuture.tasks.prefix_to_full as p2f
+from psfuture.tasks.prefix_to_full import PrefixDataset, cut_points, sample_prefix_len, word_start_mask
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "psfuture"
+TINY_ARCH = ["--arch", "transformer", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
+             "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
+             "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--share-all-embeddings",
+             "--optimizer", "adam", "--lr", "0.001", "--max-tokens", "2048", "--cpu", "--log-format", "simple",
+             "--no-epoch-checkpoints", "--no-last-checkpoints"]
+SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "\u2581Im", "\u2581A", "n", "f", "\u2581Gott", ".", "\u2581"]
+TOKENS = np.array([4, 5, 6, 7, 8, 9, 10, 6])  # "Im Anfang Gott. n": words start at 0, 1, 4 and 6
+
+
+def make_task(data_bin, *options):
+    from fairseq import options as fairseq_options
+    from fairseq import tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = fairseq_options.get_training_parser()
+    args = fairseq_options.parse_args_and_arch(
+        parser, [str(data_bin), "--user-dir", str(PACKAGE), "--task", "prefix_to_full", *TINY_ARCH, *options])
+    return tasks.setup_task(convert_namespace_to_omegaconf(args).task)
+
+
+@pytest.fixture(scope="module")
+def task(tiny_data_bin):
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3")
+    t.load_dataset("train")
+    t.load_dataset("valid")
+    return t
+
+
+def full_item(ds: PrefixDataset, index: int) -> dict:
+    return ds.dataset[index]
+
+
+def test_cut_points_are_word_ends_or_every_token():
+    assert cut_points(TOKENS, word_start_mask(SYMBOLS)).tolist() == [1, 4, 6, 8]
+    assert cut_points(TOKENS, None).tolist() == list(range(1, 9))
+
+
+def test_prefix_lengths_for_a_fixed_seed():
+    ws = word_start_mask(SYMBOLS)
+    draw = [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 1.0) for i in range(8)]
+    assert draw == [8, 1, 8, 1, 1, 1, 8, 1]
+    assert [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 0.5) for i in range(8)] == [None] * 6 + [8, 1]
+    assert sample_prefix_len(np.random.default_rng(0), TOKENS, ws, 0.0) is None
+
+
+def test_registered_once_even_if_the_module_runs_again():
+    from fairseq.tasks import TASK_REGISTRY
+    from fairseq.utils import import_user_module
+
+    assert TASK_REGISTRY["prefix_to_full"] is p2f.PrefixToFullTask
+    import_user_module(Namespace(user_dir=str(PACKAGE)))  # psfuture is imported already: must not raise
+    # A second copy of the module (a --user-dir under another name) must not break the first registration.
+    spec = importlib.util.spec_from_file_location("psfuture_copy_of_prefix_to_full", p2f.__file__)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    assert TASK_REGISTRY["prefix_to_full"] is p2f.PrefixToFullTask
+
+
+def test_train_batch_has_word_prefix_sources_and_full_targets(task):
+    ds = task.dataset("train")
+    assert isinstance(ds, PrefixDataset)
+    batch = next(task.get_batch_iterator(ds, max_sentences=16, seed=1, epoch=1).next_epoch_itr(shuffle=False))
+    eos, symbols = task.src_dict.eos(), task.src_dict.symbols
+    for row, index in enumerate(batch["id"].tolist()):
+        full = full_item(ds, index)
+        body = full["source"][:-1]
+        src = batch["net_input"]["src_tokens"][row]
+        src = src[src.ne(task.src_dict.pad())]  # sources are left-padded
+        cut = len(src) - 1
+        rng = np.random.default_rng((3, 1, index))
+        assert cut == sample_prefix_len(rng, body.numpy(), task.word_start, 1.0)
+        assert src[-1] == eos and torch.equal(src[:-1], body[:cut])
+        assert cut == len(body) or symbols[body[cut]].startswith("\u2581"), "cut inside a word"
+        tgt = batch["target"][row]
+        assert torch.equal(tgt[tgt.ne(task.tgt_dict.pad())], full["target"])
+
+
+def test_ratio_mixes_full_pairs_and_valid_stays_full(tiny_data_bin, task):
+    half = make_task(tiny_data_bin, "--prefix-ratio", "0.5", "--prefix-eos", "drop")
+    half.load_dataset("train")
+    ds = half.dataset("train")
+    cut = [len(ds[i]["source"]) != len(full_item(ds, i)["source"]) for i in range(len(ds))]
+    assert 0.4 < np.mean(cut) < 0.6
+    assert all(ds[i]["source"][-1] != half.src_dict.eos() for i in range(len(ds)) if cut[i])  # drop: no EOS
+    valid = task.dataset("valid")
+    assert not isinstance(valid, PrefixDataset)
+
+
+def test_deterministic_per_seed_epoch_and_index_and_picklable(tiny_data_bin, task):
+    ds = task.dataset("train")
+    again = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3")
+    again.load_dataset("train")
+    copy = pickle.loads(pickle.dumps(ds))
+    for other in (again.dataset("train"), copy):
+        assert all(torch.equal(ds[i]["source"], other[i]["source"]) for i in range(len(ds)))
+    epoch1 = [ds[i]["source"] for i in range(len(ds))]
+    copy.set_epoch(2)
+    assert sum(not torch.equal(a, copy[i]["source"]) for i, a in enumerate(epoch1)) > len(ds) // 4
+
+
+def test_loader_workers_see_each_new_epoch(task):
+    """fairseq-train's loop: one batch iterator per epoch, a data-loader worker process, no shuffling."""
+    ds, epoch, seen = task.dataset("train"), 1, {}
+    for _ in range(2):
+        itr = task.get_batch_iterator(ds, max_tokens=4096, seed=1, epoch=epoch, num_workers=1)
+        for batch in itr.next_epoch_itr(shuffle=False):
+            lengths = batch["net_input"]["src_lengths"].tolist()
+            seen.update({(epoch, i): n for i, n in zip(batch["id"].tolist(), lengths)})
+        epoch = itr.next_epoch_idx
+    assert epoch == 3
+    for e in (1, 2):
+        ds.set_epoch(e)
+        assert all(seen[e, i] == len(ds[i]["source"]) for i in range(len(ds)))
+
+
+def test_bad_settings_say_what_to_change(tiny_data_bin, tmp_path):
+    with pytest.raises(ValueError, match="--prefix-ratio"):
+        make_task(tiny_data_bin, "--prefix-ratio", "1.5")
+    for lang in ("de", "en"):  # a word-level dictionary: no SentencePiece word marks
+        (tmp_path / f"dict.{lang}.txt").write_text("Gott 5\nErde 3\n")
+    with pytest.raises(ValueError, match="--prefix-unit token"):
+        make_task(tmp_path, "-s", "de", "-t", "en")
+    make_task(tmp_path, "-s", "de", "-t", "en", "--prefix-unit", "token")
+
+
+def run(cmd: list[str]) -> tuple[int, str]:
+    r = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    return r.returncode, r.stdout  # fairseq logs to stdout
+
+
+def run_fairseq_train(*args: str) -> tuple[int, str]:
+    return run([sys.executable, "-m", "fairseq_cli.train", *args])
+
+
+def test_fairseq_train_runs_the_task_from_user_dir(tiny_data_bin, tmp_path):
+    rc, log = run_fairseq_train(str(tiny_data_bin), "--user-dir", "psfuture", "--task", "prefix_to_full",
+                                *TINY_ARCH, "--max-update", "3", "--num-workers", "1", "--save-dir", str(tmp_path))
+    assert rc == 0, log[-3000:]
+    assert "task: PrefixToFullTask" in log and "num_updates 3" in log
+
+
+def test_fairseq_distributed_training_two_cpu_ranks(tiny_data_bin, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = [str(tiny_data_bin), "--user-dir", "psfuture", "--task", "prefix_to_full", *TINY_ARCH,
+              "--max-update", "2", "--num-workers", "1", "--save-dir", str(tmp_path), "--distributed-world-size", "2",
+              "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp", "--distributed-no-spawn",
+              "--distributed-init-method", f"tcp://127.0.0.1:{port}"]
+    cmd = [sys.executable, "-m", "fairseq_cli.train", *common, "--distributed-rank", "1"]
+    rank1 = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        rc, log = run_fairseq_train(*common, "--distributed-rank", "0")
+        log1, _ = rank1.communicate(timeout=600)
+    finally:
+        rank1.kill()
+    assert rc == 0, log[-3000:]
+    assert rank1.returncode == 0, log1[-3000:]
+    assert "training on 2 devices" in log and "num_updates 2" in log
+
+
+def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, tiny_data_bin, tmp_path):
+    out = tmp_path / "p2f"
+    rc, out_log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
+                       "--data", str(tiny_data_bin), "--work", str(tmp_path / "work"), "--out", str(out),
+                       "--preset", "tiny", "--prefix-ratio", "0.7"])
+    assert rc == 0, out_log[-3000:]
+    assert f"Loaded checkpoint {tiny_model_dir.resolve() / 'checkpoint.pt'}" in out_log
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert "task: PrefixToFullTask" in log and "num_updates 3" in log
+    for name in ("checkpoint.pt", "dict.de.txt", "dict.en.txt", "spm.model", "model.json"):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["p2f"]["prefix_ratio"] == 0.7 and meta["num_updates"] == 3
+    base = torch.load(tiny_model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+    tuned = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert tuned["cfg"]["task"]["_name"] == "translation" and tuned["cfg"]["common"]["user_dir"] is None
+    assert base.keys() == tuned["model"].keys()
+    assert any(not torch.equal(base[k].float(), tuned["model"][k].float()) for k in base)
+    # Plain fairseq loads it, with no --user-dir and psfuture.tasks never imported.
+    load = ("import argparse, sys, torch; torch.serialization.add_safe_globals([argparse.Namespace]);"
+            "from fairseq import checkpoint_utils;"
+            f"m, cfg, t = checkpoint_utils.load_model_ensemble_and_task([{str(out / 'checkpoint.pt')!r}],"
+            f" arg_overrides={{'data': {str(out)!r}, 'source_lang': 'de', 'target_lang': 'en'}});"
+            "assert 'psfuture.tasks' not in sys.modules; print(type(t).__name__)")
+    r = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.split()[-1] == "TranslationTask", r.stderr[-3000:]
+
+
+def test_train_p2f_refuses_data_with_another_dictionary(tiny_model_dir, tmp_path):
+    for name in ("dict.de.txt", "dict.en.txt", "spm.model"):
+        (tmp_path / name).write_text("x 1\n")
+    rc, log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
+                   "--data", str(tmp_path), "--work", str(tmp_path / "work")])
+    assert rc != 0 and "another dictionary" in log
