@@ -99,15 +99,17 @@ def _load(args):
     try:
         model = load_model(args.model)
         settings = _settings(args)
-        settings.to_policy(_calibration())
+        settings.to_policy(_calibration(model))
     except PsFutureError as e:
         raise CliError(str(e)) from None
     logging.getLogger().setLevel(args.log_level)  # importing fairseq resets the root logger
     return model, settings
 
 
-def _calibration():
-    return None
+def _calibration(model):
+    """The model's threshold calibration (calibration.json beside it, from eval/sweep), for --target-al."""
+    from .sweep import load_calibration
+    return load_calibration(model)
 
 
 # --- translate ---------------------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ def _jsonable_stats(stats) -> dict:
 def translate(args) -> int:
     from .session import Session
     model, settings = _load(args)
-    policy = settings.to_policy(_calibration())
+    policy = settings.to_policy(_calibration(model))
     session, printer, buffer = None, None, WordBuffer()
 
     def push(words):
@@ -217,7 +219,8 @@ def serve(args) -> int:
 
     try:
         asyncio.run(run_server(args.host, args.port, model=model, limits=_limits(args), defaults=settings,
-                               engine=EngineOptions(batch=args.batch, calibrate=_calibration()), on_ready=ready))
+                               engine=EngineOptions(batch=args.batch, calibrate=_calibration(model)),
+                               on_ready=ready))
     except OSError as e:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
                        "pick another --port (0 picks a free one)") from None

@@ -49,7 +49,7 @@ class ShutdownOptions:
 class EngineOptions:
     batch: bool = True  # run concurrent streams' model steps as one batch
     warmup: bool = True  # translate a word before serving, so the first client does not pay for cold caches
-    calibrate: Callable[[str, float], float] | None = None  # (policy, target_al) -> threshold
+    calibrate: Callable[[str, float], float] | None = None  # (policy, target_al) -> threshold; None: the model's
 
 
 def _jsonable(value: Any) -> Any:
@@ -274,6 +274,9 @@ class StreamServer:
         self.host, self.port = host, port
         self.limits, self.defaults, self.http, self.shutdown_options = limits, defaults, http, shutdown
         self.engine_options = engine
+        if engine.calibrate is None:  # the model's own calibration, when it ships one
+            from .sweep import load_calibration
+            engine = dataclasses.replace(engine, calibrate=load_calibration(model))
         self.engine = Engine(model, engine.calibrate)
         self.capacity = Capacity(limits.max_streams)
         self.worker: ModelWorker | None = None

@@ -88,17 +88,18 @@ async def translate(port, sentence, how="words", **start):
 
 def test_full_exchange_and_page(model):
     async def main():
-        async with StreamServer(port=0, model=model) as server:
-            ready, done, words = await translate(server.port, SENTENCES[0], threshold=0.3)
+        calibration = EngineOptions(calibrate=lambda policy, target_al: target_al / 10)
+        async with StreamServer(port=0, model=model, engine=calibration) as server:
+            ready, done, words = await translate(server.port, SENTENCES[0], target_al=2)
             page = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{server.port}/").read())
             with pytest.raises(urllib.error.HTTPError) as missing:
                 await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{server.port}/etc/passwd")
             return ready, done, words, page, missing.value.code
 
     ready, done, words, page, missing = run(main())
-    assert ready["policy"].startswith("psfuture(threshold=0.3") and ready["model"]["name"] == "tiny-test-model"
-    assert ready["settings"] == {"policy": "psfuture", "threshold": 0.3}
-    expected_words, expected_delays = offline(model, SENTENCES[0], threshold=0.3)
+    assert ready["policy"].startswith("psfuture(threshold=0.2,") and ready["model"]["name"] == "tiny-test-model"
+    assert ready["settings"] == {"policy": "psfuture", "target_al": 2}
+    expected_words, expected_delays = offline(model, SENTENCES[0], threshold=0.2)
     assert done["type"] == "done" and done["words"] == words == expected_words
     assert done["text"] == " ".join(expected_words) and done["delays"] == expected_delays
     assert done["source_words"] == len(SENTENCES[0].split())

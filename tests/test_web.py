@@ -53,6 +53,7 @@ def browser(tmp_path_factory):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to fail on JavaScript errors
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -98,3 +99,4 @@ def test_typed_and_spoken_german_is_translated_live(browser, server_url, model):
     assert int(stats["written"]) == sum(len(p.split()) for p in paragraphs)
     assert float(stats["al"]) > 0 and float(stats["ms"]) >= 0
     assert not browser.find_elements(By.CSS_SELECTOR, "#output .err")
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
