@@ -12,7 +12,6 @@ fairseq-train verbatim (e.g. `-- --max-update 500`, or the distributed options i
 """
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile

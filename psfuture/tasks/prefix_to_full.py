@@ -18,6 +18,8 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
+PREFIX_UNITS = ChoiceEnum(["word", "token"])
+PREFIX_EOS = ChoiceEnum(["keep", "drop"])
 
 
 def word_start_mask(symbols: list[str]) -> np.ndarray:
@@ -84,10 +86,10 @@ class PrefixToFullConfig(TranslationConfig):
     prefix_ratio: float = field(
         default=0.5, metadata={"help": "share of training pairs whose source is cut to a random prefix; "
                                        "the rest stay full pairs"})
-    prefix_unit: ChoiceEnum(["word", "token"]) = field(
+    prefix_unit: PREFIX_UNITS = field(
         default="word", metadata={"help": "prefix length uniform over whole source words (prefixes end where "
                                           "streamed input can end) or over source tokens"})
-    prefix_eos: ChoiceEnum(["keep", "drop"]) = field(
+    prefix_eos: PREFIX_EOS = field(
         default="keep", metadata={"help": "whether a prefix source ends with </s> like a full one (keep) or "
                                           "not (drop); match what the engine feeds the model"})
     prefix_seed: int = II("common.seed")
