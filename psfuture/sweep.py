@@ -1,0 +1,399 @@
+"""Quality/latency sweeps of every policy over a test set, the PsFuture ablation, and threshold calibration.
+
+Each sentence is streamed the way SimulEval 1.1.4 streams it (one word per step; the last word
+arrives together with the end of the source), so delays equal SimulEval's. Latency metrics are
+computed by SimulEval's own scorers (AL, LAAL, DAL, AP, ATD; word units, reference length) on
+instances built from those delays; BLEU by sacrebleu on detokenized text, with its signature.
+
+Cost columns (seconds per sentence, model forward calls per source word) come from runs with
+empty model caches per sentence. Runs with `memo=True` (ablation, calibration) share model
+answers between configurations of the same sentence: same results, much faster, cost not reported.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from psfuture.errors import ConfigError
+from psfuture.model import Model
+from psfuture.policies import POLICIES, AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
+from psfuture.session import Session
+
+LATENCY = ("AL", "LAAL", "DAL", "AP", "ATD")
+THRESHOLDS = {  # per divergence: from "writes almost always" to "waits almost always"
+    "kl": (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+    "rkl": (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+    "js": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+    "tv": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7),
+    "top1": (0.5,),  # write iff both distributions agree on the top token
+}
+
+
+@dataclass
+class Corpus:
+    sources: list[str]
+    references: list[str]
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def read_corpus(src: str | Path, ref: str | Path, limit: int | None = None) -> Corpus:
+    sources = Path(src).read_text(encoding="utf-8").splitlines()
+    references = Path(ref).read_text(encoding="utf-8").splitlines()
+    if len(sources) != len(references):
+        raise ConfigError(f"{src} has {len(sources)} lines but {ref} has {len(references)}; they must be parallel")
+    pairs = [(s, r) for s, r in zip(sources, references) if s.split()]
+    pairs = pairs[:limit] if limit else pairs
+    return Corpus([s for s, _ in pairs], [r for _, r in pairs], f"{Path(src).name}[:{len(pairs)}]")
+
+
+def stream(model, policy: Policy, sentence: str, **session_kw) -> Session:
+    """One sentence through a Session exactly as SimulEval feeds an agent."""
+    s = Session(model, policy, **session_kw)
+    words = sentence.split()
+    for w in words[:-1]:
+        s.push(w)
+    s.push(words[-1], run=False)
+    s.finish()
+    return s
+
+
+class MemoModel:
+    """A Model whose answers are remembered (until clear()): configurations streaming the same
+    sentence ask many identical queries."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.memo: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def next_token(self, queries):
+        new = [q for q in dict.fromkeys(queries) if q not in self.memo]
+        if new:
+            self.memo.update(zip(new, self.model.next_token(new)))
+        return [self.memo[q] for q in queries]
+
+    def clear(self) -> None:
+        self.memo.clear()
+        self.model.clear_cache()
+
+
+def latency_scores(sources: Sequence[str], references: Sequence[str], delays: Sequence[Sequence[int]],
+                   predictions: Sequence[str]) -> dict[str, float]:
+    """SimulEval's scorers on text instances (word latency unit, reference length, as its defaults)."""
+    from simuleval.evaluator.instance import INSTANCE_TYPE_DICT
+    from simuleval.evaluator.scorers import get_scorer_class
+
+    instances = {}
+    for i, (src, ref, d, pred) in enumerate(zip(sources, references, delays, predictions)):
+        ins = INSTANCE_TYPE_DICT["text-text"](i, None, None)
+        ins.source, ins.reference, ins.latency_unit = src.split(), ref, "word"
+        ins.delays, ins.elapsed, ins.prediction_list = list(d), [0] * len(d), pred.split()
+        ins.finish_prediction = True
+        instances[i] = ins
+    return {name: float(get_scorer_class("latency", name)(computation_aware=False, use_ref_len=True)(instances))
+            for name in LATENCY}
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()  # 13a tokenization, as SimulEval's BLEU scorer
+    score = metric.corpus_score(list(predictions), [list(references)])
+    return score.score, str(metric.get_signature())
+
+
+@dataclass
+class Result:
+    policy: str
+    settings: dict
+    signature: str
+    BLEU: float
+    AL: float
+    LAAL: float
+    DAL: float
+    AP: float
+    ATD: float
+    sentences: int
+    seconds_per_sentence: float | None
+    calls_per_word: float | None  # encoder + decoder forward calls per source word
+    bleu_signature: str
+    model_sha256: str
+    predictions: list[str] = field(default_factory=list, repr=False)
+    delays: list[list[int]] = field(default_factory=list, repr=False)
+
+    def row(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("predictions"), d.pop("delays")
+        d["settings"] = json.dumps(self.settings, sort_keys=True)
+        return d
+
+
+def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False, progress: bool = True,
+        desc: str = "sweep", **session_kw) -> list[Result]:
+    """Stream every sentence of `corpus` under every policy; score each policy."""
+    from tqdm import tqdm
+
+    front = MemoModel(model) if memo else model
+    outputs = {i: ([], [], 0, 0.0) for i in range(len(policies))}
+    bar = tqdm(total=len(corpus) * len(policies), desc=desc, disable=not progress, unit="run")
+    for sentence in corpus.sources:
+        if memo:
+            front.clear()
+        for i, policy in enumerate(policies):
+            if not memo:
+                model.clear_cache()  # cost columns: every configuration pays for its own work
+            start = time.perf_counter()
+            s = stream(front, policy, sentence, **session_kw)
+            preds, delays, calls, seconds = outputs[i]
+            preds.append(s.text)
+            delays.append(list(s.delays))
+            outputs[i] = (preds, delays, calls + s.stats.encoder_calls + s.stats.decoder_calls,
+                          seconds + time.perf_counter() - start)
+            bar.update()
+    bar.close()
+    words = sum(len(s.split()) for s in corpus.sources)
+    results = []
+    for i, policy in enumerate(policies):
+        preds, delays, calls, seconds = outputs[i]
+        score, signature = bleu(preds, corpus.references)
+        lat = latency_scores(corpus.sources, corpus.references, delays, preds)
+        results.append(Result(policy.name, policy.settings(), policy.signature(), score, **lat,
+                              sentences=len(corpus), seconds_per_sentence=None if memo else seconds / len(corpus),
+                              calls_per_word=None if memo else calls / words, bleu_signature=signature,
+                              model_sha256=model.info.get("sha256", ""), predictions=preds, delays=delays))
+    return results
+
+
+# ---- grids -----------------------------------------------------------------------------------------
+KNOBS = {"waitk": "k", "la": "n", "alignatt": "frames", "psfuture": "threshold"}  # what a curve sweeps
+
+
+def main_grid(specs: Sequence[str] = ()) -> list[Policy]:
+    """Each policy over its knob, then the "policy.setting=v1,v2" overrides of `specs` (see parse_grid).
+    PsFuture settings other than the threshold pick the curve(s); each runs over its divergence's thresholds."""
+    fixed = [s for s in specs if s.startswith("psfuture.") and not s.startswith("psfuture.threshold=")]
+    bases = parse_grid(fixed, [PsFuture()])
+    grid = ([Offline()] + [WaitK(k=k) for k in (1, 2, 3, 4, 5, 7, 9)] + [LocalAgreement()]
+            + [AlignAtt(frames=f) for f in (1, 2, 3, 4, 6)]
+            + [dataclasses.replace(b, threshold=t) for b in bases for t in THRESHOLDS[b.divergence]])
+    return parse_grid([s for s in specs if s not in fixed], grid)
+
+
+def curve_label(policy: Policy, others: Sequence[Policy]) -> str:
+    """The policy's name plus the settings (other than its knob) in which it differs from its peers."""
+    knob = KNOBS.get(policy.name)
+    mine = {k: v for k, v in policy.settings().items() if k != knob}
+    peers = [p.settings() for p in others if p.name == policy.name]
+    differ = [k for k in mine if any(p.get(k) != mine[k] for p in peers)]
+    return policy.name + "".join(f" {k}={mine[k]}" for k in differ)
+
+
+FORMS = (("unk", 1), ("unk", 2), ("unk", 3), ("bos", 1), ("pad", 1), ("frequent", 1))
+
+
+def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
+    """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), or one factor
+    at a time around the defaults ("ofat"); each over `points` thresholds spread over its divergence's range."""
+    base = PsFuture()
+    if kind == "full":
+        variants = [PsFuture(placeholder=p, k=k, prefix_eos=e, divergence=d)
+                    for p, k in FORMS for e in (True, False) for d in THRESHOLDS]
+    elif kind == "ofat":
+        variants = ([dataclasses.replace(base, placeholder=p, k=k) for p, k in FORMS]
+                    + [dataclasses.replace(base, prefix_eos=not base.prefix_eos)]
+                    + [dataclasses.replace(base, divergence=d) for d in THRESHOLDS if d != base.divergence])
+    else:
+        raise ConfigError(f"ablation kind {kind!r}: choose full or ofat")
+    out = []
+    for v in dict.fromkeys(variants):
+        grid = THRESHOLDS[v.divergence]
+        picks = sorted({grid[round(i * (len(grid) - 1) / max(points - 1, 1))] for i in range(points)})
+        out += [dataclasses.replace(v, threshold=t) for t in picks]
+    return out
+
+
+def parse_grid(specs: Iterable[str], base: Sequence[Policy]) -> list[Policy]:
+    """Apply "--grid policy.setting=v1,v2" overrides: the named policy's configurations are replaced
+    by the cross product of the given values over its remaining configurations."""
+    policies = list(base)
+    for spec in specs:
+        try:
+            key, values = spec.split("=", 1)
+            name, setting = key.split(".", 1)
+        except ValueError:
+            raise ConfigError(f"--grid {spec!r}: write it as policy.setting=v1,v2 (e.g. waitk.k=1,3,5)") from None
+        if name not in POLICIES:
+            raise ConfigError(f"--grid {spec!r}: unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+        fields = {f.name: f for f in dataclasses.fields(POLICIES[name])}
+        if setting not in fields:
+            raise ConfigError(f"--grid {spec!r}: {name} has no setting {setting!r} ({', '.join(fields)})")
+        kind = type(fields[setting].default)
+        parse = {bool: lambda v: v.lower() in ("1", "true", "yes"), type(None): lambda v: None if v == "none" else
+                 int(v)}.get(kind, kind)
+        try:
+            parsed = [parse(v) for v in values.split(",")]
+        except ValueError as e:
+            raise ConfigError(f"--grid {spec!r}: {e}") from None
+        mine = [p for p in policies if p.name == name] or [POLICIES[name]()]
+        new = list(dict.fromkeys(dataclasses.replace(p, **{setting: v}) for p in mine for v in parsed))
+        policies = [p for p in policies if p.name != name] + new
+    return policies
+
+
+# ---- calibration -----------------------------------------------------------------------------------
+def interpolate(points: Sequence[tuple[float, float]], x: float) -> float | None:
+    """Linear interpolation through (x, y) points sorted by x; None outside their range."""
+    pts = sorted(points)
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return pts[0][1] if len(pts) == 1 and pts[0][0] == x else None
+
+
+def pick_threshold(points: Sequence[tuple[float, float]], target_al: float) -> float:
+    """The threshold whose dev-set AL is target_al, from (AL, threshold) points: interpolated between
+    the first bracketing pair (AL need not be monotone in the threshold), clamped to the measured range."""
+    pts = sorted(points)
+    if target_al <= pts[0][0]:
+        return pts[0][1]
+    if target_al >= pts[-1][0]:
+        return pts[-1][1]
+    return interpolate(pts, target_al)
+
+
+@dataclass
+class Calibration:
+    """Dev-set (threshold, AL) points per policy settings, saved next to a model as calibration.json."""
+
+    model_sha256: str
+    policy: str
+    settings: dict
+    points: list[tuple[float, float]]  # (AL, threshold)
+
+    def threshold(self, policy: str, target_al: float) -> float:
+        if policy != self.policy:
+            raise ConfigError(f"target_al is calibrated for {self.policy} only, not {policy}")
+        if not (isinstance(target_al, (int, float)) and math.isfinite(target_al) and target_al > 0):
+            raise ConfigError(f"target_al must be a positive number of source words, got {target_al!r}")
+        return pick_threshold(self.points, target_al)
+
+    __call__ = threshold  # the (policy, target_al) -> threshold callable the front ends take
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
+        d = json.loads(Path(path).read_text())
+        return cls(d["model_sha256"], d["policy"], d["settings"], [tuple(p) for p in d["points"]])
+
+
+def load_calibration(model: Model) -> Calibration | None:
+    """The model directory's calibration.json, if it has one made for this very checkpoint."""
+    path = Path(model.info.get("path", "")) / "calibration.json"
+    if not path.is_file():
+        return None
+    cal = Calibration.load(path)
+    return cal if cal.model_sha256 == model.info.get("sha256") else None
+
+
+def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True) -> Calibration:
+    base = base or PsFuture()
+    results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in THRESHOLDS[base.divergence]],
+                  memo=True, progress=progress, desc="calibrate")
+    settings = {k: v for k, v in base.settings().items() if k != "threshold"}
+    return Calibration(model.info.get("sha256", ""), base.name, settings, [(r.AL, r.settings["threshold"])
+                                                                           for r in results])
+
+
+# ---- reports -----------------------------------------------------------------------------------------
+def write_table(path: Path, results: Sequence[Result]) -> None:
+    rows = [r.row() for r in results]
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    path.with_suffix(".json").write_text(json.dumps(
+        [dict(r.row(), settings=r.settings, predictions=r.predictions, delays=r.delays) for r in results],
+        indent=1) + "\n")
+
+
+def _fmt(x, digits=2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown(results: Sequence[Result], ablation: Sequence[Result], model: Model, corpus: Corpus) -> str:
+    info = model.info
+    lines = [f"# Sweep: {info.get('name', '')} on {corpus.name}", "",
+             f"- model: `{info.get('name', '')}` sha256 `{info.get('sha256', '')}`",
+             f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
+             "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
+             "SimulEval-identical stream", "",
+             "| policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
+        lines.append(f"| {r.policy} | {settings} | {r.BLEU:.2f} | {_fmt(r.AL)} | {_fmt(r.LAAL)} | {_fmt(r.DAL)} | "
+                     f"{_fmt(r.AP, 3)} | {_fmt(r.ATD)} | {_fmt(r.seconds_per_sentence, 3)} | "
+                     f"{_fmt(r.calls_per_word)} |")
+    if ablation:
+        lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
+                  "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
+                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 | points (AL, BLEU) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, group in _variants(ablation).items():
+            pts = [(r.AL, r.BLEU) for r in group]
+            at = [interpolate(pts, a) for a in (2, 3, 4)]
+            form, eos, div = key
+            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted(pts))
+            lines.append(f"| {form} | {eos} | {div} | {_fmt(at[0])} | {_fmt(at[1])} | {_fmt(at[2])} | {curve} |")
+    return "\n".join(lines) + "\n"
+
+
+def _variants(results: Sequence[Result]) -> dict:
+    groups: dict = {}
+    for r in results:
+        s = r.settings
+        groups.setdefault((f"{s['placeholder']} x{s['k']}", s["prefix_eos"], s["divergence"]), []).append(r)
+    return groups
+
+
+def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
+    """BLEU vs AL and vs LAAL: one curve per policy configuration family, offline BLEU as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = [POLICIES[r.policy](**r.settings) for r in results]
+    curves: dict = {}
+    for r, p in zip(results, policies):
+        if r.policy != "offline":
+            curves.setdefault(curve_label(p, policies), []).append(r)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, metric in zip(axes, ("AL", "LAAL")):
+        for label, group in curves.items():
+            pts = sorted((getattr(r, metric), r.BLEU) for r in group)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        for r in results:
+            if r.policy == "offline":
+                ax.axhline(r.BLEU, color="gray", linestyle="--", label="offline (greedy)")
+        ax.set_xlabel(f"{metric} (source words)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("BLEU")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

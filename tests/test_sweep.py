@@ -1,0 +1,116 @@
+"""The sweep: its metrics equal SimulEval's on the same stream; grids, calibration and the edge script."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from psfuture import agents, sweep
+from psfuture.errors import ConfigError
+from psfuture.model import load_model
+from psfuture.policies import AlignAtt, Offline, PsFuture, WaitK
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return load_model(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    for lang in ("de", "en"):
+        lines = (FIXTURES / f"tiny.{lang}").read_text(encoding="utf-8").splitlines()[300:304]
+        (d / f"test.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return d
+
+
+def test_scores_equal_simuleval(model, corpus, tiny_model_dir):
+    policies = [PsFuture(threshold=0.3), WaitK(k=2)]
+    results = sweep.run(model, sweep.read_corpus(corpus / "test.de", corpus / "test.en"), policies, progress=False)
+    for policy, agent, r in zip(policies, (agents.PsFutureAgent, agents.WaitKAgent), results):
+        scores = agents.evaluate(agent, {"source": corpus / "test.de", "target": corpus / "test.en",
+                                         "checkpoint": tiny_model_dir, "no_progress_bar": True,
+                                         **{k: v for k, v in policy.settings().items() if k != "prefix_eos"}})
+        for metric in ("BLEU",) + sweep.LATENCY:
+            assert getattr(r, metric) == pytest.approx(scores[metric], abs=1e-3), metric
+        assert r.signature == policy.signature() and r.model_sha256 == model.info["sha256"]
+        assert r.bleu_signature.startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+        assert r.calls_per_word > 0 and r.seconds_per_sentence > 0
+
+
+def test_memo_changes_cost_not_results(model, corpus):
+    c = sweep.read_corpus(corpus / "test.de", corpus / "test.en", limit=2)
+    policies = [PsFuture(threshold=t, divergence="js") for t in (0.01, 0.1)] + [AlignAtt(frames=2)]
+    plain = sweep.run(model, c, policies, progress=False)
+    memo = sweep.run(model, c, policies, memo=True, progress=False)
+    for a, b in zip(plain, memo):
+        assert (a.predictions, a.delays, a.BLEU, a.AL) == (b.predictions, b.delays, b.BLEU, b.AL)
+        assert b.calls_per_word is None and b.seconds_per_sentence is None
+
+
+def test_grids():
+    grid = sweep.main_grid()
+    assert [p.name for p in grid].count("psfuture") == len(sweep.THRESHOLDS["kl"]) and Offline() in grid
+    js = sweep.main_grid(["psfuture.divergence=js", "waitk.k=1,3"])
+    assert [p.k for p in js if p.name == "waitk"] == [1, 3]
+    assert [p.threshold for p in js if p.name == "psfuture"] == list(sweep.THRESHOLDS["js"])
+    assert {p.divergence for p in js if p.name == "psfuture"} == {"js"}
+    two = sweep.main_grid(["psfuture.threshold=0.1,0.3", "psfuture.prefix_eos=true,false"])
+    assert sorted((p.threshold, p.prefix_eos) for p in two if p.name == "psfuture") == [
+        (0.1, False), (0.1, True), (0.3, False), (0.3, True)]
+    assert sweep.curve_label(PsFuture(prefix_eos=False), two) == "psfuture prefix_eos=False"
+    with pytest.raises(ConfigError, match="policy.setting=v1,v2"):
+        sweep.main_grid(["waitk"])
+    with pytest.raises(ConfigError, match="waitk has no setting 'frames'"):
+        sweep.main_grid(["waitk.frames=1"])
+    full = sweep.ablation_grid("full", points=3)
+    variants = {(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in full}
+    assert len(variants) == len(sweep.FORMS) * 2 * len(sweep.THRESHOLDS)
+    assert len(full) == len(variants) * 3 - len(sweep.FORMS) * 2 * 2  # top1 has one threshold
+    ofat = sweep.ablation_grid("ofat", points=2)
+    assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + 4
+
+
+def test_calibration_interpolates_and_round_trips(tmp_path):
+    cal = sweep.Calibration("abc", "psfuture", {"divergence": "kl"}, [(1.0, 0.5), (3.0, 0.1), (5.0, 0.02)])
+    assert cal("psfuture", 2.0) == pytest.approx(0.3)
+    assert cal("psfuture", 0.5) == 0.5 and cal("psfuture", 9) == 0.02  # clamped to what was measured
+    with pytest.raises(ConfigError, match="calibrated for psfuture only"):
+        cal("waitk", 3)
+    cal.save(tmp_path / "calibration.json")
+    assert sweep.Calibration.load(tmp_path / "calibration.json") == cal
+
+
+def edge_main(argv):
+    """eval/sweep.py's main, in-process (the script's own startup costs more than the tiny sweep)."""
+    spec = importlib.util.spec_from_file_location("eval_sweep", ROOT / "eval" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(argv)
+
+
+def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, tmp_path, capsys):
+    run = ["--model", str(tiny_model_dir), "--limit", "2", "--src", str(corpus / "test.de"),
+           "--ref", str(corpus / "test.en"), "--out", str(tmp_path), "--no-progress"]
+    edge_main(run + ["--policies", "offline,waitk,psfuture", "--grid", "waitk.k=2", "--grid",
+                     "psfuture.threshold=0.1,1", "--ablation", "ofat", "--ablation-points", "1"])
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["policy"] for r in rows] == ["offline", "waitk", "psfuture", "psfuture"]
+    md = (tmp_path / "sweep.md").read_text()
+    assert "| offline |" in md and "PsFuture ablation" in md and md in capsys.readouterr().out
+    assert (tmp_path / "bleu_latency.png").stat().st_size > 10_000
+    assert (tmp_path / "ablation.csv").read_text().count("\n") == 1 + len(sweep.ablation_grid("ofat", points=1))
+    edge_main(run + ["--dev-src", str(corpus / "test.de"), "--dev-ref", str(corpus / "test.en"), "--target-al", "3"])
+    cal = sweep.Calibration.load(tmp_path / "calibration.json")
+    assert cal.model_sha256 == json.loads((tiny_model_dir / "model.json").read_text())["sha256"]
+    assert len(cal.points) == len(sweep.THRESHOLDS["kl"])
+    assert f"threshold {cal('psfuture', 3):.4g} for AL 3.0" in capsys.readouterr().out
+
+
+def test_edge_script_reports_bad_model(tmp_path):
+    with pytest.raises(SystemExit, match="error: model directory .* does not exist"):
+        edge_main(["--model", str(tmp_path / "none")])
