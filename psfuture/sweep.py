@@ -350,7 +350,8 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], model: Model
     if ablation:
         lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
                   "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
-                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 | points (AL, BLEU) |",
+                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
+                  "| points (AL, BLEU) |",
                   "|---|---|---|---|---|---|---|"]
         for key, group in _variants(ablation).items():
             pts = [(r.AL, r.BLEU) for r in group]

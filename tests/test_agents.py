@@ -9,7 +9,7 @@ import pytest
 from psfuture import agents
 from psfuture.model import load_model
 from psfuture.policies import PsFuture
-from psfuture.session import Session
+from psfuture.sweep import stream
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 METRICS = ("BLEU", "LAAL", "AL", "AP", "DAL", "ATD")
@@ -46,12 +46,7 @@ def test_simuleval_delays_equal_session_delays(testset, tiny_model_dir, tmp_path
     model = load_model(tiny_model_dir)
     for line in (out / "instances.log").read_text().splitlines():
         logged = json.loads(line)
-        s = Session(model, PsFuture(threshold=0.3))
-        words = logged["source"].split()
-        for w in words[:-1]:
-            s.push(w)
-        s.push(words[-1], run=False)
-        s.finish()
+        s = stream(model, PsFuture(threshold=0.3), logged["source"])
         assert logged["prediction"] == s.text and logged["delays"] == list(s.delays)
 
 

@@ -8,6 +8,7 @@ from psfuture.errors import SessionError
 from psfuture.model import Answer, Vocab, load_model
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, PsFuture, WaitK
 from psfuture.session import Session, State, run_batched
+from psfuture.sweep import stream  # SimulEval's feeding order: the last word comes with the end
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>"] + [f"s{i}" for i in range(10)] + [f"\u2581t{i}" for i in range(10)] + ["x"]
@@ -51,17 +52,6 @@ class FakeModel:
         attn = torch.zeros(len(q.src))
         attn[min(source_word, len(q.src) - 1)] = 1.0
         return Answer(torch.log_softmax(logits, 0), attn)
-
-
-def stream(model, policy, sentence, **kw):
-    """Feed words one at a time the way SimulEval does (the last one arrives with the end of source)."""
-    s = Session(model, policy, **kw)
-    words = sentence.split()
-    for w in words[:-1]:
-        s.push(w)
-    s.push(words[-1], run=False)
-    s.finish()
-    return s
 
 
 @pytest.mark.parametrize("policy,delays", [
