@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from psfuture import _quiet_fairseq_logging
-from psfuture.errors import ModelLoadError
+from psfuture.errors import ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _merge(states: Sequence[dict], modules) -> dict:
             masks = []
             for r, n in zip(rows, lens):
                 mask = r.get("prev_key_padding_mask")
-                mask = torch.zeros(1, n) if mask is None else mask.float()
+                mask = r["prev_key"].new_zeros(1, n) if mask is None else mask.float()
                 masks.append(torch.nn.functional.pad(mask, (0, width - n), value=1.0))
             buf["prev_key_padding_mask"] = torch.cat(masks)
         else:
@@ -235,6 +235,8 @@ class Model:
         """One source word -> its piece ids (words are segmented independently, as SentencePiece does)."""
         ids = self._words.get(word)
         if ids is None:
+            if len(self._words) > 100_000:  # a long-running server sees unboundedly many words
+                self._words.clear()
             ids = self._words[word] = tuple(self.dict.index(p) for p in self.sp.encode(word, out_type=str))
         return ids
 
@@ -253,6 +255,11 @@ class Model:
     # ---- the network --------------------------------------------------------------------------
     def next_token(self, queries: Sequence[Query]) -> list[Answer]:
         """Next-token log-probs and cross-attention for each query, computed as few batches as the caches allow."""
+        n = self.num_decoder_layers
+        for q in queries:
+            if q.attn_layer is not None and not -n <= q.attn_layer < n:
+                raise ConfigError(f"attention layer {q.attn_layer} does not exist: the decoder has {n} layers "
+                                  f"(use 0..{n - 1}, negative from the top, or None for the last)")
         with self._lock, torch.inference_mode():
             start = time.perf_counter()
             uniq = list(OrderedDict.fromkeys(queries))
@@ -265,6 +272,9 @@ class Model:
             answers = {}
             for (stepping, _, layer), rows in groups.items():
                 answers.update(self._decode(rows, stepping, layer))
+            for (stepping, _, _), rows in groups.items():
+                for _, parent in rows if stepping else ():  # superseded by its child: keep the cache small
+                    self._dec.pop(parent, None)
             self.seconds += time.perf_counter() - start
             return [answers[q] for q in queries]
 
@@ -298,20 +308,15 @@ class Model:
         pad_mask = torch.ones(len(rows), width, dtype=torch.bool, device=self.device)
         for i, q in enumerate(queries):
             enc[:len(q.src), i] = self._enc[q.src][:, 0]
-            pad_mask[i, :len(q.src)] = torch.tensor(q.src) == self.vocab.pad  # as fairseq masks pads
+            pad_mask[i, :len(q.src)] = torch.tensor(q.src, device=self.device) == self.vocab.pad  # as fairseq does
         encoder_out = {"encoder_out": [enc], "encoder_padding_mask": [pad_mask], "encoder_embedding": [],
                        "encoder_states": [], "src_tokens": [], "src_lengths": []}
         tokens = self._pad([(self.vocab.eos,) + q.prefix for q in queries])  # fairseq starts targets with EOS
-        if layer is not None and not -self.num_decoder_layers <= layer < self.num_decoder_layers:
-            raise IndexError(f"attention layer {layer} does not exist; the decoder has "
-                             f"{self.num_decoder_layers} layers")
         kwargs = {"alignment_layer": None if layer is None else layer % self.num_decoder_layers}
         state = None
         hooks = []
         if stepping:
             state = _merge([self._dec[p] for _, p in rows], self._modules)
-            for _, p in rows:  # the parent is superseded by its child; keep the cache small
-                self._dec.pop(p, None)
             out = self.net.decoder(tokens, encoder_out=encoder_out, incremental_state=state, **kwargs)
         elif self.incremental:
             # Run the whole prefix at once but hand every layer an incremental_state to fill, so the
@@ -325,6 +330,8 @@ class Model:
             finally:
                 for h in hooks:
                     h.remove()
+            if len(state) != len(self._modules):  # fairseq changed how layers receive the state
+                raise RuntimeError("priming the incremental state failed; use load_model(..., incremental=False)")
         else:
             out = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
         self.calls["decoder"] += 1

@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from psfuture.errors import ModelLoadError
+from psfuture.errors import ConfigError, ModelLoadError
 from psfuture.model import Query, load_model, resolve_model_dir
 
 SENTENCE = "Und Gott sprach: Es werde Licht! und es ward Licht."
@@ -104,8 +104,18 @@ def test_incremental_steps_match_full_prefix_runs(model, stateless):
 
 
 def test_bad_attention_layer(model):
-    with pytest.raises(IndexError, match="decoder has"):
+    with pytest.raises(ConfigError, match="attention layer 99 does not exist: the decoder has 1 layers"):
         model.next_token([Query(model.encode("Gott"), (), 99)])
+
+
+def test_queries_sharing_a_cached_parent_across_layers(model, stateless):
+    src = model.encode(SENTENCE)
+    (a,) = model.next_token([Query(src, ())])
+    nxt = (int(a.logprobs.argmax()),)
+    both = model.next_token([Query(src, nxt, 0), Query(src, nxt, None), Query(src, nxt, 0)])
+    (alone,) = stateless.next_token([Query(src, nxt)])
+    for answer in both:
+        torch.testing.assert_close(answer.logprobs, alone.logprobs, atol=1e-5, rtol=0)
 
 
 def test_offline_translate(model):
