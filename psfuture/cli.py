@@ -343,22 +343,23 @@ def demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psfuture", description="Simultaneous German->English translation.")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,translate,demo}")
 
-    p = sub.add_parser("serve", help="websocket server and browser demo page")
+    p = sub.add_parser("serve", parents=[common], help="websocket server and browser demo page")
     p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; 0 picks a free port)")
     _add_model_options(p)
     _add_limit_options(p)
     p.set_defaults(run=serve)
 
-    p = sub.add_parser("translate", help="translate German from stdin, one sentence per line, as it is typed")
+    p = sub.add_parser("translate", parents=[common], help="translate German from stdin, one sentence per line, as it is typed")
     p.add_argument("--timeline", action="store_true", help="show each READ and WRITE with its delay")
     _add_model_options(p)
     p.set_defaults(run=translate)
 
-    p = sub.add_parser("demo", help="stream sample sentences through a local server and show the English as it comes")
+    p = sub.add_parser("demo", parents=[common], help="stream sample sentences through a local server and show the English as it comes")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; a free one if it is taken)")
     p.add_argument("--wps", type=_positive(float), default=3.0, help="German words per second (default: %(default)s)")

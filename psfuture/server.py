@@ -28,6 +28,23 @@ from websockets.http11 import Request, Response
 from .protocol import (Capacity, Drop, Finish, Limits, Open, Push, Reply, ServerProtocol, StreamSettings, Work)
 
 log = logging.getLogger("psfuture.server")
+ws_log = logging.getLogger("psfuture.server.websockets")  # the library's own messages
+
+
+class _ClientFaults(logging.Filter):
+    """websockets logs every bad handshake (a browser opening /ws, a port scan) as an ERROR with a
+    traceback; that is the client's fault, so it becomes one INFO line (the traceback only at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "opening handshake failed" and record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            if record.exc_info and not ws_log.isEnabledFor(logging.DEBUG):
+                record.msg, record.exc_info = f"opening handshake failed: {record.exc_info[1]}", None
+            return ws_log.isEnabledFor(logging.INFO)
+        return True
+
+
+ws_log.addFilter(_ClientFaults())
 
 WS_PATH = "/ws"
 
@@ -298,7 +315,7 @@ class StreamServer:
         self._server = await ws_serve(
             self._handle, self.host, self.port, process_request=self._http,
             max_size=self.limits.max_message_bytes, compression=None, server_header="psfuture",
-            logger=log)
+            logger=ws_log)
         self.worker = ModelWorker(self.engine, batch=self.engine_options.batch, warmup=self.engine_options.warmup)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("serving on http://%s:%d/ (websocket at %s)", self.host, self.port, self.http.ws_path)
