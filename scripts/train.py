@@ -15,6 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_model import export  # noqa: E402
 
+PACKAGE = Path(__file__).resolve().parents[1] / "psfuture"
+
 COMMON = [
     "--arch", "transformer", "--share-all-embeddings",
     "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "0.0",
@@ -68,8 +70,10 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.data} holds no binarized data; run scripts/prepare.py first")
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     args.work.mkdir(parents=True, exist_ok=True)
+    # --user-dir psfuture: its import allow-lists argparse.Namespace, without which fairseq cannot
+    # resume from its own checkpoints under torch>=2.6.
     cmd = [sys.executable, "-m", "fairseq_cli.train", str(args.data), "--save-dir", str(args.work),
-           *COMMON, *PRESETS[args.preset], *extra]
+           "--user-dir", str(PACKAGE), *COMMON, *PRESETS[args.preset], *extra]
     subprocess.run(cmd, check=True)
     if args.out:
         export(args.work, args.data, args.out, average=args.average, fp16=args.fp16_storage,
