@@ -32,6 +32,8 @@ def main(argv=None) -> None:
                     help="PsFuture ablation: one factor at a time, the full cross product, or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
+    ap.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
+    ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -50,10 +52,11 @@ def main(argv=None) -> None:
         out = args.out or ROOT / "eval" / "sweep_results" / model.info["name"]
         out.mkdir(parents=True, exist_ok=True)
         progress = not args.no_progress
+        cap = {"max_len_a": args.max_len_a, "max_len_b": args.max_len_b}
         if args.target_al is not None:
             base = next((p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"), PsFuture())
             dev = sweep.read_corpus(args.dev_src, args.dev_ref, args.limit)
-            cal = sweep.calibrate(model, dev, base, progress=progress)
+            cal = sweep.calibrate(model, dev, base, progress=progress, **cap)
             cal.save(out / "calibration.json")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
@@ -63,12 +66,12 @@ def main(argv=None) -> None:
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
         wanted = set(args.policies.split(","))
         policies = [p for p in sweep.main_grid(args.grid) if p.name in wanted]
-        results = sweep.run(model, corpus, policies, progress=progress, desc="policies")
+        results = sweep.run(model, corpus, policies, progress=progress, desc="policies", **cap)
         sweep.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
             ablation = sweep.run(model, corpus, sweep.ablation_grid(args.ablation, args.ablation_points),
-                                 memo=True, progress=progress, desc="ablation")
+                                 memo=True, progress=progress, desc="ablation", **cap)
             sweep.write_table(out / "ablation", ablation)
         (out / "sweep.md").write_text(sweep.markdown(results, ablation, model, corpus))
         sweep.plot(out / "bleu_latency.png", results, f"{model.info['name']} on {corpus.name}")

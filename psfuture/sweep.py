@@ -308,10 +308,11 @@ def load_calibration(model: Model) -> Calibration | None:
     return cal if cal.model_sha256 == model.info.get("sha256") else None
 
 
-def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True) -> Calibration:
+def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True,
+              **session_kw) -> Calibration:
     base = base or PsFuture()
     results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in THRESHOLDS[base.divergence]],
-                  memo=True, progress=progress, desc="calibrate")
+                  memo=True, progress=progress, desc="calibrate", **session_kw)
     settings = {k: v for k, v in base.settings().items() if k != "threshold"}
     return Calibration(model.info.get("sha256", ""), base.name, settings, [(r.AL, r.settings["threshold"])
                                                                            for r in results])

@@ -13,6 +13,7 @@ from psfuture.sweep import stream
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 METRICS = ("BLEU", "LAAL", "AL", "AP", "DAL", "ATD")
+CAP = {"max_len_a": 1.0, "max_len_b": 5}  # the tiny model repeats itself up to the length cap
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def testset(tmp_path_factory):
 ])
 def test_every_agent_is_scored(agent, settings, testset, tiny_model_dir):
     scores = agents.evaluate(agent, {"source": testset / "test.de", "target": testset / "test.en",
-                                     "checkpoint": tiny_model_dir, "no_progress_bar": True, **settings})
+                                     "checkpoint": tiny_model_dir, "no_progress_bar": True, **CAP, **settings})
     assert set(METRICS) <= set(scores)
     assert all(math.isfinite(scores[m]) for m in METRICS)
     assert scores["BLEU"] > 0 and scores["AP"] > 0 and scores["ATD"] > 0
@@ -42,18 +43,18 @@ def test_every_agent_is_scored(agent, settings, testset, tiny_model_dir):
 def test_simuleval_delays_equal_session_delays(testset, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     agents.evaluate(agents.PsFutureAgent, {"source": testset / "test.de", "target": testset / "test.en",
-                                           "checkpoint": tiny_model_dir, "output": out, "threshold": 0.3})
+                                           "checkpoint": tiny_model_dir, "output": out, "threshold": 0.3, **CAP})
     model = load_model(tiny_model_dir)
     for line in (out / "instances.log").read_text().splitlines():
         logged = json.loads(line)
-        s = stream(model, PsFuture(threshold=0.3), logged["source"])
+        s = stream(model, PsFuture(threshold=0.3), logged["source"], **CAP)
         assert logged["prediction"] == s.text and logged["delays"] == list(s.delays)
 
 
 def test_simuleval_command_line(testset, tiny_model_dir, tmp_path):
     cmd = [sys.executable, "-m", "simuleval.cli", "--agent-class", "psfuture.agents.WaitKAgent",
            "--source", str(testset / "test.de"), "--target", str(testset / "test.en"),
-           "--checkpoint", str(tiny_model_dir), "--k", "3", "--output", str(tmp_path / "out")]
+           "--checkpoint", str(tiny_model_dir), "--k", "3", "--output", str(tmp_path / "out"), "--max-len-a", "1"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     header, values = (tmp_path / "out" / "scores.tsv").read_text().splitlines()
     assert header.split("\t") == ["BLEU", "LAAL", "AL", "AP", "DAL", "ATD"]

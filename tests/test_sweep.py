@@ -11,6 +11,7 @@ from psfuture.model import load_model
 from psfuture.policies import AlignAtt, Offline, PsFuture, WaitK
 
 ROOT = Path(__file__).resolve().parents[1]
+CAP = {"max_len_a": 1.0, "max_len_b": 5}  # the tiny model repeats itself up to the length cap
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
@@ -30,10 +31,11 @@ def corpus(tmp_path_factory):
 
 def test_scores_equal_simuleval(model, corpus, tiny_model_dir):
     policies = [PsFuture(threshold=0.3), WaitK(k=2)]
-    results = sweep.run(model, sweep.read_corpus(corpus / "test.de", corpus / "test.en"), policies, progress=False)
+    results = sweep.run(model, sweep.read_corpus(corpus / "test.de", corpus / "test.en"), policies, progress=False,
+                        **CAP)
     for policy, agent, r in zip(policies, (agents.PsFutureAgent, agents.WaitKAgent), results):
         scores = agents.evaluate(agent, {"source": corpus / "test.de", "target": corpus / "test.en",
-                                         "checkpoint": tiny_model_dir, "no_progress_bar": True,
+                                         "checkpoint": tiny_model_dir, "no_progress_bar": True, **CAP,
                                          **{k: v for k, v in policy.settings().items() if k != "prefix_eos"}})
         for metric in ("BLEU",) + sweep.LATENCY:
             assert getattr(r, metric) == pytest.approx(scores[metric], abs=1e-3), metric
@@ -45,8 +47,8 @@ def test_scores_equal_simuleval(model, corpus, tiny_model_dir):
 def test_memo_changes_cost_not_results(model, corpus):
     c = sweep.read_corpus(corpus / "test.de", corpus / "test.en", limit=2)
     policies = [PsFuture(threshold=t, divergence="js") for t in (0.01, 0.1)] + [AlignAtt(frames=2)]
-    plain = sweep.run(model, c, policies, progress=False)
-    memo = sweep.run(model, c, policies, memo=True, progress=False)
+    plain = sweep.run(model, c, policies, progress=False, **CAP)
+    memo = sweep.run(model, c, policies, memo=True, progress=False, **CAP)
     for a, b in zip(plain, memo):
         assert (a.predictions, a.delays, a.BLEU, a.AL) == (b.predictions, b.delays, b.BLEU, b.AL)
         assert b.calls_per_word is None and b.seconds_per_sentence is None
@@ -95,7 +97,8 @@ def edge_main(argv):
 
 def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, tmp_path, capsys):
     run = ["--model", str(tiny_model_dir), "--limit", "2", "--src", str(corpus / "test.de"),
-           "--ref", str(corpus / "test.en"), "--out", str(tmp_path), "--no-progress"]
+           "--ref", str(corpus / "test.en"), "--out", str(tmp_path), "--no-progress", "--max-len-a", "1",
+           "--max-len-b", "5"]
     edge_main(run + ["--policies", "offline,waitk,psfuture", "--grid", "waitk.k=2", "--grid",
                      "psfuture.threshold=0.1,1", "--ablation", "ofat", "--ablation-points", "1"])
     rows = json.loads((tmp_path / "results.json").read_text())
