@@ -32,6 +32,8 @@ def main(argv=None) -> None:
                     help="PsFuture ablation: one factor at a time, the full cross product, or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
+    ap.add_argument("--cost-limit", type=int, default=30,
+                    help="sentences re-run without shared model answers to measure seconds and model calls")
     ap.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
     ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -66,7 +68,8 @@ def main(argv=None) -> None:
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
         wanted = set(args.policies.split(","))
         policies = [p for p in sweep.main_grid(args.grid) if p.name in wanted]
-        results = sweep.run(model, corpus, policies, progress=progress, desc="policies", **cap)
+        results = sweep.run(model, corpus, policies, memo=True, cost_limit=args.cost_limit, progress=progress,
+                            desc="policies", **cap)
         sweep.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":

@@ -313,11 +313,12 @@ class Model:
                        "encoder_states": [], "src_tokens": [], "src_lengths": []}
         tokens = self._pad([(self.vocab.eos,) + q.prefix for q in queries])  # fairseq starts targets with EOS
         kwargs = {"alignment_layer": None if layer is None else layer % self.num_decoder_layers}
+        # features_only: project just the last position onto the vocabulary, not the whole prefix
+        kwargs["features_only"] = True
         state = None
-        hooks = []
         if stepping:
             state = _merge([self._dec[p] for _, p in rows], self._modules)
-            out = self.net.decoder(tokens, encoder_out=encoder_out, incremental_state=state, **kwargs)
+            features, extra = self.net.decoder(tokens, encoder_out=encoder_out, incremental_state=state, **kwargs)
         elif self.incremental:
             # Run the whole prefix at once but hand every layer an incremental_state to fill, so the
             # next query on this source can extend it by one step. The causal mask still applies
@@ -326,18 +327,19 @@ class Model:
             hooks = [layer_.register_forward_pre_hook(lambda mod, args: args[:3] + (state,) + args[4:])
                      for layer_ in self.net.decoder.layers]
             try:
-                out = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
+                features, extra = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
             finally:
                 for h in hooks:
                     h.remove()
             if len(state) != len(self._modules):  # fairseq changed how layers receive the state
                 raise RuntimeError("priming the incremental state failed; use load_model(..., incremental=False)")
         else:
-            out = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
+            features, extra = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
         self.calls["decoder"] += 1
         self.calls["decoder_rows"] += len(rows)
-        logprobs = self.net.get_normalized_probs(out, log_probs=True)[:, -1].float()
-        attn = out[1]["attn"][0][:, -1].float()
+        logits = self.net.decoder.output_layer(features[:, -1:])
+        logprobs = self.net.get_normalized_probs((logits, extra), log_probs=True)[:, -1].float()
+        attn = extra["attn"][0][:, -1].float()
         if state is not None:
             for q, s in zip(queries, _split(state, self._modules, len(rows))):
                 self._dec[(q.src, q.prefix)] = s

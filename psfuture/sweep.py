@@ -5,9 +5,10 @@ arrives together with the end of the source), so delays equal SimulEval's. Laten
 computed by SimulEval's own scorers (AL, LAAL, DAL, AP, ATD; word units, reference length) on
 instances built from those delays; BLEU by sacrebleu on detokenized text, with its signature.
 
-Cost columns (seconds per sentence, model forward calls per source word) come from runs with
-empty model caches per sentence. Runs with `memo=True` (ablation, calibration) share model
-answers between configurations of the same sentence: same results, much faster, cost not reported.
+Runs of the same sentence under different configurations share model answers (`memo=True`):
+identical results, far faster. The cost columns (seconds per sentence, model forward calls per
+source word) come from runs that pay their own way (empty model caches per sentence); the sweep
+repeats its first `cost_limit` sentences that way.
 """
 from __future__ import annotations
 
@@ -139,39 +140,60 @@ class Result:
         return d
 
 
-def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False, progress: bool = True,
-        desc: str = "sweep", **session_kw) -> list[Result]:
-    """Stream every sentence of `corpus` under every policy; score each policy."""
-    from tqdm import tqdm
+@dataclass
+class _Streamed:
+    predictions: list[str] = field(default_factory=list)
+    delays: list[list[int]] = field(default_factory=list)
+    calls: int = 0
+    seconds: float = 0.0
 
+
+def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], memo: bool, bar,
+                **session_kw) -> list[_Streamed]:
     front = MemoModel(model) if memo else model
-    outputs = {i: ([], [], 0, 0.0) for i in range(len(policies))}
-    bar = tqdm(total=len(corpus) * len(policies), desc=desc, disable=not progress, unit="run")
-    for sentence in corpus.sources:
+    out = [_Streamed() for _ in policies]
+    for sentence in sources:
         if memo:
             front.clear()
-        for i, policy in enumerate(policies):
+        for o, policy in zip(out, policies):
             if not memo:
                 model.clear_cache()  # cost columns: every configuration pays for its own work
             start = time.perf_counter()
             s = stream(front, policy, sentence, **session_kw)
-            preds, delays, calls, seconds = outputs[i]
-            preds.append(s.text)
-            delays.append(list(s.delays))
-            outputs[i] = (preds, delays, calls + s.stats.encoder_calls + s.stats.decoder_calls,
-                          seconds + time.perf_counter() - start)
+            o.seconds += time.perf_counter() - start
+            o.calls += s.stats.encoder_calls + s.stats.decoder_calls
+            o.predictions.append(s.text)
+            o.delays.append(list(s.delays))
             bar.update()
+    return out
+
+
+def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False,
+        cost_limit: int | None = None, progress: bool = True, desc: str = "sweep", **session_kw) -> list[Result]:
+    """Stream every sentence of `corpus` under every policy; score each policy.
+
+    memo=False: each run pays its own way, and its time and model calls are the cost columns.
+    memo=True: runs of the same sentence share model answers (identical results, far faster); the
+    cost columns then come from repeating the first `cost_limit` sentences without sharing (none if 0/None).
+    """
+    from tqdm import tqdm
+
+    cost_sources = corpus.sources[:cost_limit or 0] if memo else []
+    bar = tqdm(total=(len(corpus) + len(cost_sources)) * len(policies), desc=desc, disable=not progress, unit="run")
+    streamed = _stream_all(model, corpus.sources, policies, memo, bar, **session_kw)
+    cost = _stream_all(model, cost_sources, policies, False, bar, **session_kw) if cost_sources else None
     bar.close()
-    words = sum(len(s.split()) for s in corpus.sources)
+    cost, cost_sources = (cost, cost_sources) if memo else (streamed, corpus.sources)
+    words = sum(len(s.split()) for s in cost_sources)
     results = []
-    for i, policy in enumerate(policies):
-        preds, delays, calls, seconds = outputs[i]
-        score, signature = bleu(preds, corpus.references)
-        lat = latency_scores(corpus.sources, corpus.references, delays, preds)
+    for i, (policy, o) in enumerate(zip(policies, streamed)):
+        score, signature = bleu(o.predictions, corpus.references)
+        lat = latency_scores(corpus.sources, corpus.references, o.delays, o.predictions)
         results.append(Result(policy.name, policy.settings(), policy.signature(), score, **lat,
-                              sentences=len(corpus), seconds_per_sentence=None if memo else seconds / len(corpus),
-                              calls_per_word=None if memo else calls / words, bleu_signature=signature,
-                              model_sha256=model.info.get("sha256", ""), predictions=preds, delays=delays))
+                              sentences=len(corpus),
+                              seconds_per_sentence=cost[i].seconds / len(cost_sources) if cost else None,
+                              calls_per_word=cost[i].calls / words if cost else None, bleu_signature=signature,
+                              model_sha256=model.info.get("sha256", ""), predictions=o.predictions, delays=o.delays))
     return results
 
 

@@ -49,9 +49,11 @@ def test_memo_changes_cost_not_results(model, corpus):
     policies = [PsFuture(threshold=t, divergence="js") for t in (0.01, 0.1)] + [AlignAtt(frames=2)]
     plain = sweep.run(model, c, policies, progress=False, **CAP)
     memo = sweep.run(model, c, policies, memo=True, progress=False, **CAP)
-    for a, b in zip(plain, memo):
+    costed = sweep.run(model, c, policies, memo=True, cost_limit=2, progress=False, **CAP)
+    for a, b, m in zip(plain, memo, costed):
         assert (a.predictions, a.delays, a.BLEU, a.AL) == (b.predictions, b.delays, b.BLEU, b.AL)
         assert b.calls_per_word is None and b.seconds_per_sentence is None
+        assert (m.predictions, m.calls_per_word) == (a.predictions, a.calls_per_word)
 
 
 def test_grids():
