@@ -16,6 +16,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def translate_all(model, sources: list[str], beam: int, chunk: int = 64) -> list[str]:
+    from tqdm import tqdm
+
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # similar lengths batch with less padding
+    hyps: list[str] = [""] * len(sources)
+    for start in tqdm(range(0, len(order), chunk), desc=f"beam {beam}", unit="chunk"):
+        idx = order[start:start + chunk]
+        for i, h in zip(idx, model.translate([sources[i] for i in idx], beam=beam)):
+            hyps[i] = h
+    return hyps
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model directory (default: the shipped checkpoints/offline)")
@@ -24,6 +36,7 @@ def main(argv=None) -> None:
     ap.add_argument("--beams", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--limit", type=int)
     ap.add_argument("--out", type=Path, default=ROOT / "eval/results")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = ap.parse_args(argv)
     for f in (args.src, args.ref):
         if not f.is_file():
@@ -32,12 +45,15 @@ def main(argv=None) -> None:
     from psfuture.model import load_model
     from psfuture.sweep import bleu, read_corpus
 
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     model = load_model(args.model)
     corpus = read_corpus(args.src, args.ref, args.limit)
     rows = []
     for beam in args.beams:
         t0 = time.perf_counter()
-        hyps = model.translate(list(corpus.sources), beam=beam)
+        hyps = translate_all(model, list(corpus.sources), beam)
         seconds = time.perf_counter() - t0
         score, signature = bleu(hyps, corpus.references)
         rows.append({"beam": beam, "bleu": round(score, 2), "sacrebleu": signature,
