@@ -99,8 +99,16 @@ async def speaker(url: str, texts: list[str], wps: float, until: float, start_de
             await receiver
 
 
-async def level(url: str, texts: list[str], streams: int, wps: float, seconds: float, seed: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): what the server spent, whatever else runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def level(url: str, texts: list[str], streams: int, wps: float, seconds: float, seed: int,
+                server_pid: int) -> dict:
     rng = random.Random(seed)
+    cpu0 = cpu_seconds(server_pid)
     out = {"latency_ms": [], "al": [], "errors": [], "words_in": 0, "words_out": 0, "sentences": 0}
     until = time.perf_counter() + seconds
     began = time.perf_counter()
@@ -115,6 +123,7 @@ async def level(url: str, texts: list[str], streams: int, wps: float, seconds: f
         "p50_ms": _r(percentile(lat, 50)), "p95_ms": _r(p95), "max_ms": _r(max(lat) if lat else None),
         "mean_al": _r(statistics.mean([a for a in out["al"] if a is not None]) if out["al"] else None),
         "errors": len(out["errors"]), "keeps_up": p95 is not None and p95 < 1000 / wps and not out["errors"],
+        "server_cpu_ms_per_word": _r((cpu_seconds(server_pid) - cpu0) * 1000 / max(1, out["words_in"])),
         "_hello": out.get("hello"), "_policy": out.get("policy"),
     }
 
@@ -125,7 +134,8 @@ def _r(x):
 
 def start_server(args) -> tuple[subprocess.Popen, int]:
     cmd = [sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--max-streams", "1000",
-           "--max-connections", "1000", "--policy", args.policy, "--batch" if args.batch else "--no-batch"]
+           "--max-connections", "1000", "--policy", args.policy, "--batch" if args.batch else "--no-batch",
+           "--threads", str(args.threads)]
     if args.model:
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
@@ -151,20 +161,23 @@ def machine() -> dict:
 def markdown(result: dict) -> str:
     s = result["signature"]
     rows = ["| streams | words/s each | p50 ms | p95 ms | max ms | source words | target words | mean AL | "
-            "keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+            "server CPU ms/word | keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for r in result["levels"]:
         rows.append(f"| {r['streams']} | {r['wps']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
-                    f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {'yes' if r['keeps_up'] else 'NO'} |")
+                    f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {r['server_cpu_ms_per_word']} | "
+                    f"{'yes' if r['keeps_up'] else 'NO'} |")
     return "\n".join([
         "# Streaming benchmark (eval/bench_stream.py)", "",
         "Latency from the arrival of the German word that released an English word (or of the sentence's "
         "`end`, for words written after it) to that English word's arrival at the client, over a websocket on "
         f"loopback; each stream speaks {result['config']['wps']} words/s, sentence after sentence. "
-        "\"keeps up\": p95 below one word interval.", "",
+        "\"keeps up\": p95 below one word interval. Server CPU: the server process's CPU time per source "
+        "word (all its threads), which other load on the machine does not inflate the way it does latency.", "",
         *rows, "",
         f"Most concurrent streams that keep up: **{result['max_streams_keeping_up']}**.", "",
         f"- model: `{json.dumps(s['model'])}`",
-        f"- policy: `{s['policy']}`; batched model steps: {result['config']['batch']}",
+        f"- policy: `{s['policy']}`; batched model steps: {result['config']['batch']}; "
+        f"torch threads: {result['config']['threads']}",
         f"- source: `{result['config']['source']}` ({result['config']['sentences']} sentences)",
         f"- machine: {json.dumps(s['machine'])}",
         f"- date: {s['date']}", ""])
@@ -182,6 +195,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="per level (default: %(default)s)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of one untimed stream first (default: %(default)s)")
     p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--threads", type=int, default=1, help="the server's torch threads (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
@@ -192,12 +206,14 @@ def main() -> None:
     levels = []
     try:
         if args.warmup > 0:  # first calls pay for allocations and caches; not what a running server sees
-            asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, 1, args.wps, args.warmup, args.seed))
+            asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, 1, args.wps, args.warmup, args.seed, proc.pid))
         for n in args.levels:
-            r = asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, n, args.wps, args.seconds, args.seed + n))
+            r = asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, n, args.wps, args.seconds, args.seed + n,
+                                  proc.pid))
             levels.append(r)
             print(f"{n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
-                  f"{r['target_words']} words out  {'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}", flush=True)
+                  f"{r['target_words']} words out  server CPU {r['server_cpu_ms_per_word']} ms/word  "
+                  f"{'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}", flush=True)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -213,7 +229,8 @@ def main() -> None:
     result = {
         "signature": {"model": hello.get("model"), "policy": policy, "machine": machine(),
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
-        "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "levels": args.levels,
+        "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "threads": args.threads,
+                   "levels": args.levels,
                    "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
                    "sentences": len(texts), "seed": args.seed},
         "levels": levels,

@@ -49,6 +49,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="pick the threshold that aims at this average lagging (source words)")
     g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_option,
                    help="any other policy setting, e.g. --set k=3 for waitk, --set divergence=js (repeatable)")
+    g.add_argument("--threads", type=_positive(int), default=1,
+                   help="torch threads for the model (default: %(default)s, the fastest on a small shared machine)")
 
 
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
@@ -173,8 +175,11 @@ def _jsonable_stats(stats) -> dict:
 
 
 def translate(args) -> int:
+    import torch
+
     from .session import Session
     model, settings = _load(args)
+    torch.set_num_threads(args.threads)
     policy = settings.to_policy(_calibration(model))
     session, printer, buffer = None, None, WordBuffer()
 
@@ -219,7 +224,8 @@ def serve(args) -> int:
 
     try:
         asyncio.run(run_server(args.host, args.port, model=model, limits=_limits(args), defaults=settings,
-                               engine=EngineOptions(batch=args.batch, calibrate=_calibration(model)),
+                               engine=EngineOptions(batch=args.batch, calibrate=_calibration(model),
+                                                    threads=args.threads),
                                on_ready=ready))
     except OSError as e:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
@@ -232,12 +238,13 @@ def serve(args) -> int:
 async def _demo(args, model, settings) -> None:
     from websockets.asyncio.client import connect
 
-    from .server import StreamServer
+    from .server import EngineOptions, StreamServer
+    options = EngineOptions(calibrate=_calibration(model), threads=args.threads)
     try:
-        server = StreamServer(args.host, args.port, model=model, defaults=settings)
+        server = StreamServer(args.host, args.port, model=model, defaults=settings, engine=options)
         await server.start()
-    except OSError:
-        server = StreamServer(args.host, 0, model=model, defaults=settings)  # the usual port is taken: any free one
+    except OSError:  # the usual port is taken: any free one
+        server = StreamServer(args.host, 0, model=model, defaults=settings, engine=options)
         await server.start()
     url = f"http://{args.host}:{server.port}/"
     out = sys.stdout
@@ -272,8 +279,9 @@ async def _demo(args, model, settings) -> None:
 async def _demo_sentence(ws, sentence: str, wps: float, out, show_policy: bool) -> None:
     """Stream one sentence a word at a time; a `de` line grows with the German, an `en` line shows
     each group of English words when it arrives: after how many German words, and how many ms after
-    the last of those was sent."""
-    sent_at: list[float] = []  # when each German word went out
+    the last of those was sent (or after the end of the sentence, for words written once it ended)."""
+    words_de = sentence.split()
+    sent_at: list[float] = []  # when each German word went out; then when the end did
     english: list[str] = []
     lags: list[float] = []
     line = False  # a `de` line is open
@@ -292,7 +300,8 @@ async def _demo_sentence(ws, sentence: str, wps: float, out, show_policy: bool) 
                 else:
                     groups.append((delay, [word]))
             for delay, words in groups:
-                lag = (now - sent_at[min(delay, len(sent_at)) - 1]) * 1000 if delay and sent_at else 0.0
+                # Words that needed the whole sentence count from its end (sent right after the last word).
+                lag = (now - sent_at[delay - 1 if delay < len(words_de) else -1]) * 1000
                 lags.extend([lag] * len(words))
                 english.extend(words)
                 out.write(f"\n  en    {' '.join(words)}   [{delay} read, {lag:.0f} ms]")
@@ -315,15 +324,16 @@ async def _demo_sentence(ws, sentence: str, wps: float, out, show_policy: bool) 
         show(ready)
     if show_policy:
         out.write(f"policy {json.dumps(ready.get('policy'), ensure_ascii=False)}\n\n")
-    for word in sentence.split():
+    for i, word in enumerate(words_de, 1):
+        sent_at.append(time.perf_counter())  # before sending: the reply may beat send()'s return
         await ws.send(json.dumps({"type": "source", "text": word + " "}))
-        sent_at.append(time.perf_counter())
         out.write(" " + word if line else ("\n" if english else "") + "  de  " + word)
         line = True
         out.flush()
-        await drain(time.perf_counter() + 1 / wps)
-    await ws.send(json.dumps({"type": "end"}))
-    await drain(float("inf"))
+        if i == len(words_de):  # the speaker is done: say so at once
+            sent_at.append(time.perf_counter())
+            await ws.send(json.dumps({"type": "end"}))
+        await drain(time.perf_counter() + 1 / wps if i < len(words_de) else float("inf"))
     mean = sum(lags) / len(lags) if lags else 0.0
     out.write(f"\n  => {' '.join(english)}\n     ({len(english)} words; {mean:.0f} ms mean after the German word "
               "each needed)\n\n")

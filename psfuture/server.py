@@ -66,6 +66,9 @@ class ShutdownOptions:
 class EngineOptions:
     batch: bool = True  # run concurrent streams' model steps as one batch
     warmup: bool = True  # translate a word before serving, so the first client does not pay for cold caches
+    # torch intra-op threads for the model. One: on 2 shared cores a second thread made each word ~8x
+    # slower (threads spin-waiting for a core); it also leaves a core to the event loop. None: torch's.
+    threads: int | None = 1
     calibrate: Callable[[str, float], float] | None = None  # (policy, target_al) -> threshold; None: the model's
 
 
@@ -143,8 +146,8 @@ class ModelWorker:
     the policy, never on how the client chunked them or how busy the server is.
     """
 
-    def __init__(self, engine: Engine, batch: bool = True, warmup: bool = False):
-        self.engine, self.batch, self.warmup = engine, batch, warmup
+    def __init__(self, engine: Engine, batch: bool = True, warmup: bool = False, threads: int | None = None):
+        self.engine, self.batch, self.warmup, self.threads = engine, batch, warmup, threads
         self._queues: dict[Any, collections.deque] = {}
         self._cond = threading.Condition()
         self._sessions: dict[Any, Any] = {}
@@ -172,6 +175,9 @@ class ModelWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        if self.threads:
+            import torch
+            torch.set_num_threads(self.threads)  # from this thread: OpenMP's thread count is per thread
         if self.warmup:
             try:
                 session = self.engine.open(StreamSettings("offline"))
@@ -206,7 +212,8 @@ class ModelWorker:
         try:
             self._run_sessions([self._sessions[i.key] for i in stepping])
         except Exception:  # one stream's failure must not take the others down: retry them one by one
-            log.warning("batched model step failed; rerunning its %d streams one at a time", len(stepping))
+            log.warning("batched model step failed; rerunning its %d streams one at a time", len(stepping),
+                        exc_info=True)
             for item in stepping:
                 try:
                     self._run_sessions([self._sessions[item.key]])
@@ -295,6 +302,10 @@ class StreamServer:
             from .sweep import load_calibration
             engine = dataclasses.replace(engine, calibrate=load_calibration(model))
         self.engine = Engine(model, engine.calibrate)
+        # Each open stream keeps its latest decoder states cached between words (two for PsFuture);
+        # a cache sized for one stream would thrash and recompute every prefix from scratch.
+        if hasattr(model, "cache_size"):
+            model.cache_size = max(model.cache_size, 4 * limits.max_streams)
         self.capacity = Capacity(limits.max_streams)
         self.worker: ModelWorker | None = None
         self._connections = 0
@@ -316,7 +327,8 @@ class StreamServer:
             self._handle, self.host, self.port, process_request=self._http,
             max_size=self.limits.max_message_bytes, compression=None, server_header="psfuture",
             logger=ws_log)
-        self.worker = ModelWorker(self.engine, batch=self.engine_options.batch, warmup=self.engine_options.warmup)
+        opts = self.engine_options
+        self.worker = ModelWorker(self.engine, batch=opts.batch, warmup=opts.warmup, threads=opts.threads)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("serving on http://%s:%d/ (websocket at %s)", self.host, self.port, self.http.ws_path)
 
