@@ -13,7 +13,9 @@ def test_tiny_model_dir_layout(tiny_model_dir):
     assert meta["name"] == "tiny-test-model" and meta["encoder_layers"] == 1
     state = torch.load(tiny_model_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["last_optimizer_state"] is None  # shipped without optimizer state
-    assert meta["parameters"] == sum(v.numel() for k, v in {id(v): v for k, v in state["model"].items() if not k.endswith("_float_tensor")}.values())
+    unique = {id(v): v for k, v in state["model"].items() if not k.endswith("_float_tensor")}
+    assert meta["parameters"] == sum(v.numel() for v in unique.values())  # tied weights counted once
+    assert len(unique) < len(state["model"])  # and stored once: shared embeddings
 
 
 def test_dictionary_is_joined(tiny_model_dir):
