@@ -154,8 +154,7 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     import torch
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
-            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "torch": torch.__version__}
 
 
 def markdown(result: dict) -> str:
@@ -203,6 +202,7 @@ def main() -> None:
                                  if f.exists())
     texts = sentences(source)
     proc, port = start_server(args)
+    load_before = os.getloadavg()[0]  # other jobs on the machine slow the server down: say how busy it was
     levels = []
     try:
         if args.warmup > 0:  # first calls pay for allocations and caches; not what a running server sees
@@ -227,7 +227,9 @@ def main() -> None:
             break
         keeping.append(r["streams"])
     result = {
-        "signature": {"model": hello.get("model"), "policy": policy, "machine": machine(),
+        "signature": {"model": hello.get("model"), "policy": policy,
+                      "machine": {**machine(), "load_avg_1m_before": round(load_before, 2),
+                                  "load_avg_1m_after": round(os.getloadavg()[0], 2)},
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
         "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "threads": args.threads,
                    "levels": args.levels,
