@@ -178,10 +178,11 @@ class ModelWorker:
         if self.threads:
             import torch
             torch.set_num_threads(self.threads)  # from this thread: OpenMP's thread count is per thread
-        if self.warmup:
+        if self.warmup:  # a short PsFuture stream: its first steps allocate and pick kernels for every shape
             try:
-                session = self.engine.open(StreamSettings("offline"))
-                session.push(["Hallo"])
+                session = self.engine.open(StreamSettings())
+                for word in "Guten Morgen , wie geht es Ihnen heute ?".split():
+                    session.push([word])
                 session.finish()
             except Exception:
                 log.warning("warm-up translation failed", exc_info=True)
