@@ -160,18 +160,13 @@ class _Printer:
 
     def end(self, session) -> None:
         if self.timeline:
+            from .server import _jsonable, average_lagging
             self._reads(len(self.source))
-            stats = _jsonable_stats(session.stats)
-            self.out.write(f"END   {json.dumps(stats, ensure_ascii=False)}\n\n" if stats else "END\n\n")
-        elif self.written:
+            al = average_lagging(list(session.delays), len(session.source_words))
+            self.out.write(f"END   AL {al} source words; {json.dumps(_jsonable(session.stats))}\n\n")
+        else:
             self.out.write("\n")
         self.out.flush()
-
-
-def _jsonable_stats(stats) -> dict:
-    from .server import _jsonable
-    value = _jsonable(stats)
-    return value if isinstance(value, dict) else {"stats": value}
 
 
 def translate(args) -> int:
@@ -193,7 +188,7 @@ def translate(args) -> int:
             session.push([word])
             printer.words(session, session.pop())
 
-    def end():
+    def end(line_ended: bool):
         nonlocal session
         push(buffer.flush())
         if session is not None:
@@ -201,14 +196,16 @@ def translate(args) -> int:
             printer.words(session, session.pop())
             printer.end(session)
             session = None
+        elif line_ended and not args.timeline:  # an empty line in, an empty line out: lines stay aligned
+            print(flush=True)
 
     for chunk in _read_chunks(sys.stdin):
         lines = chunk.split("\n")
         for i, part in enumerate(lines):
             push(buffer.feed(part if i == len(lines) - 1 else part + " "))
             if i < len(lines) - 1:
-                end()  # a line is a sentence
-    end()
+                end(line_ended=True)  # a line is a sentence
+    end(line_ended=False)
     return 0
 
 
