@@ -244,3 +244,28 @@ def test_limits_busy_idle_and_connections(model):
     assert ready["type"] == "ready" and busy["code"] == "busy"
     assert refused is not None and refused.status_code == 503
     assert idle["code"] == "idle_timeout" and code == 1000
+
+
+def test_shutdown_lets_ended_streams_finish_then_closes_with_1001(model):
+    async def main():
+        server = StreamServer(port=0, model=model)
+        await server.start()
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await recv(ws)
+            await ws.send(json.dumps({"type": "start", "id": "a"}))
+            await ws.send(json.dumps({"type": "source", "id": "a", "text": SENTENCES[0]}))
+            await ws.send(json.dumps({"type": "end", "id": "a"}))
+            await recv(ws)  # ready: the stream is open before the shutdown begins
+            closing = asyncio.create_task(server.close(grace_s=30))
+            await asyncio.sleep(0)
+            await ws.send(json.dumps({"type": "start", "id": "b"}))
+            done, _, other = await until_done(ws, "a")
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    other.append(await recv(ws))
+            await closing
+            return done, other, ws.close_code
+
+    done, other, code = run(main())
+    assert done["type"] == "done" and done["words"] == offline(model, SENTENCES[0])[0]
+    assert [m["code"] for m in other] == ["shutting_down"] and code == 1001
