@@ -275,6 +275,8 @@ class Model:
             for (stepping, _, _), rows in groups.items():
                 for _, parent in rows if stepping else ():  # superseded by its child: keep the cache small
                     self._dec.pop(parent, None)
+            while len(self._dec) > self.cache_size:  # only now: a later group may have needed the oldest
+                self._dec.popitem(last=False)
             self.seconds += time.perf_counter() - start
             return [answers[q] for q in queries]
 
@@ -343,8 +345,6 @@ class Model:
         if state is not None:
             for q, s in zip(queries, _split(state, self._modules, len(rows))):
                 self._dec[(q.src, q.prefix)] = s
-            while len(self._dec) > self.cache_size:
-                self._dec.popitem(last=False)
         return {q: Answer(logprobs[i].cpu(), attn[i, :len(q.src)].cpu()) for i, q in enumerate(queries)}
 
     def clear_cache(self) -> None:

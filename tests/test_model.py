@@ -121,3 +121,16 @@ def test_queries_sharing_a_cached_parent_across_layers(model, stateless):
 def test_offline_translate(model):
     out = model.translate([SENTENCE, "Im Anfang"], beam=2)
     assert len(out) == 2 and all(isinstance(s, str) and s for s in out)
+
+
+def test_small_cache_keeps_states_a_later_group_needs(tiny_model_dir, stateless):
+    m = load_model(tiny_model_dir, cache_size=1)
+    a, b = m.encode("Gott sprach"), m.encode("Und es ward")
+    (first,) = m.next_token([Query(b, ())])
+    step = (int(first.logprobs.argmax()),)
+    # The priming group for `a` runs first and fills the cache past its size before `b` steps.
+    got = m.next_token([Query(a, ()), Query(b, step)])
+    want = [stateless.next_token([q])[0] for q in (Query(a, ()), Query(b, step))]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.logprobs, w.logprobs, atol=1e-5, rtol=0)
+    assert m.calls["decoder"] == 3 and len(m._dec) == 1
