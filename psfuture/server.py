@@ -208,20 +208,25 @@ class ModelWorker:
                     stepping.append(item)
             except Exception as e:
                 self._fail(item, e)
-        if not stepping:
-            return
+        # Reading steps first: a finishing stream decodes the whole rest of its sentence, and the streams
+        # still listening should not wait for that before hearing their next words.
+        for group in ([i for i in stepping if isinstance(i.work, Push)],
+                      [i for i in stepping if isinstance(i.work, Finish)]):
+            if group:
+                self._step(group)
+
+    def _step(self, items: list[_Item]) -> None:
         try:
-            self._run_sessions([self._sessions[i.key] for i in stepping])
+            self._run_sessions([self._sessions[i.key] for i in items])
         except Exception:  # one stream's failure must not take the others down: retry them one by one
-            log.warning("batched model step failed; rerunning its %d streams one at a time", len(stepping),
+            log.warning("batched model step failed; rerunning its %d streams one at a time", len(items),
                         exc_info=True)
-            for item in stepping:
+            for item in items:
                 try:
                     self._run_sessions([self._sessions[item.key]])
                 except Exception as e:
                     self._fail(item, e)
-                    continue
-        for item in stepping:
+        for item in items:
             if item.key in self._sessions:
                 item.deliver(self._outcome(item))
 

@@ -183,7 +183,9 @@ def test_hostile_input_gets_errors_and_the_server_keeps_serving(model):
                 replies = {m["type"]: m for m in [await recv(ws) for _ in range(3)]}
                 await ws.send(json.dumps({"type": "start"}))
                 await ws.send(json.dumps({"type": "source", "text": "a " * 21}))
-                too_long = [await recv(ws), await recv(ws)]
+                too_long = [await recv(ws)]  # "ready" only if the worker opened it before the refusal
+                while too_long[-1]["type"] != "error":
+                    too_long.append(await recv(ws))
                 # Still usable after all that.
                 await ws.send(json.dumps({"type": "start"}))
                 await ws.send(json.dumps({"type": "source", "text": SENTENCES[0]}))
@@ -214,7 +216,8 @@ def test_hostile_input_gets_errors_and_the_server_keeps_serving(model):
     errors, replies, too_long, done, closes, other, used = run(main())
     assert errors == ["bad_json", "bad_message", "unknown_type", "no_stream", "bad_setting", "bad_setting"]
     assert sorted(replies) == ["done", "error", "ready"] and replies["error"]["code"] in ("stream_ended", "no_stream")
-    assert [m["type"] for m in too_long] == ["ready", "error"] and too_long[1]["code"] == "too_many_words"
+    assert [m["type"] for m in too_long] in (["ready", "error"], ["error"])
+    assert too_long[-1]["code"] == "too_many_words"
     assert done["words"] == offline(model, SENTENCES[0])[0]
     assert closes == {"binary": 1003, "too big": 1009}
     assert other[1]["words"] == offline(model, SENTENCES[3])[0]
