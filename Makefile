@@ -38,5 +38,16 @@ model: data
 	$(PY) scripts/train.py --data data/bin --work build/offline --preset cpu --average 5 --fp16-storage \
 	  --name psfuture-offline-deen --out checkpoints/offline
 
+p2f: $(STAMP)
+	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/bin --work build/p2f --out checkpoints/p2f \
+	  --average 2 --fp16-storage --name psfuture-p2f-deen
+
+# Benchmarks and sweeps: printed tables, results under eval/results/.
+sweep: $(STAMP)
+	$(PY) eval/sweep.py --limit 80 --ablation none --threads 1 --cost-limit 5 --out eval/results/sweep_offline
+
+bench: $(STAMP)
+	$(PY) eval/bench_stream.py
+
 clean:
 	rm -rf $(VENV) build
