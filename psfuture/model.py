@@ -293,7 +293,7 @@ class Model:
         self.calls["encoder_rows"] += len(new)
         for i, s in enumerate(new):
             self._enc[s] = out[:len(s), i:i + 1].clone()
-        while len(self._enc) > max(8 * self.cache_size, 64):
+        while len(self._enc) > max(8 * self.cache_size, 64, len(srcs)):  # this call's are the newest
             self._enc.popitem(last=False)
 
     def _pad(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
