@@ -101,7 +101,7 @@ def test_psfuture_config_errors():
     with pytest.raises(ConfigError, match="no setting threshold"):
         make_policy("waitk", threshold=1)
     assert make_policy("psfuture", threshold=0.1).signature() == (
-        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=True,divergence=kl)")
+        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl)")
 
 
 def test_offline_always_reads_without_asking():
