@@ -44,7 +44,7 @@ p2f: $(STAMP)
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
 sweep: $(STAMP)
-	$(PY) eval/sweep.py --limit 80 --ablation none --threads 1 --cost-limit 5 --out eval/results/sweep_offline
+	$(PY) eval/sweep.py --limit 60 --ablation none --threads 1 --cost-limit 5 --out eval/results/sweep_offline
 
 bench: $(STAMP)
 	$(PY) eval/bench_stream.py
