@@ -24,7 +24,7 @@ def model(tiny_model_dir):
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep")
     for lang in ("de", "en"):
-        lines = (FIXTURES / f"tiny.{lang}").read_text(encoding="utf-8").splitlines()[201:204]  # short verses: quick runs
+        lines = (FIXTURES / f"tiny.{lang}").read_text(encoding="utf-8").splitlines()[201:204]  # short: quick
         (d / f"test.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return d
 
