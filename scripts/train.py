@@ -44,8 +44,9 @@ PRESETS = {
         "--lr", "0.001", "--warmup-updates", "1000", "--dropout", "0.2", "--attention-dropout", "0.1",
         "--max-tokens", "4096", "--max-update", "12000", "--save-interval-updates", "1000",
         "--keep-interval-updates", "5", "--log-interval", "100", "--cpu", "--num-workers", "1"],
-    # One GPU (H100/H200), stopped by wall clock after ~8 minutes of training (the shipped model's schedule). A deep encoder and a shallow
-    # decoder: the decoder runs once per target token on CPU at inference, the encoder once per READ.
+    # One GPU (H100/H200), stopped by wall clock after ~8 minutes of training (the shipped model's
+    # schedule). A deep encoder and a shallow decoder: the decoder runs once per target token on
+    # CPU at inference, the encoder once per READ.
     "gpu": arch(6, 512, 1024, 4, dec_layers=3) + [
         "--encoder-normalize-before", "--decoder-normalize-before",
         "--lr", "0.001", "--warmup-updates", "1000", "--dropout", "0.3", "--attention-dropout", "0.1",
