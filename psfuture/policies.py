@@ -274,4 +274,19 @@ def make_policy(name: str, **settings) -> Policy:
     if bad:
         raise ConfigError(f"policy {name!r} has no setting {', '.join(sorted(bad))}; "
                           f"its settings are {', '.join(sorted(fields)) or 'none'}")
+    for f in dataclasses.fields(cls):
+        if f.name in settings and not _is_a(settings[f.name], f.default):
+            kind = "an integer or null" if f.default is None else type(f.default).__name__
+            raise ConfigError(f"{name} setting {f.name}={settings[f.name]!r}: expected {kind}")
     return cls(**settings)
+
+
+def _is_a(value, default) -> bool:
+    """Is `value` acceptable where the setting's default is `default` (JSON-ish: an int is a float)?"""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default)
+    if default is None or isinstance(default, int):
+        return isinstance(value, int) or (default is None and value is None)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))

@@ -85,10 +85,12 @@ class StreamSettings:
             d["target_al"] = self.target_al
         return d
 
-    def to_policy(self, calibrate: Callable[[str, float], float] | None = None):
+    def to_policy(self, calibrate: Callable[..., float] | None = None):
         """The engine's policy object; raises psfuture.errors.ConfigError for a bad name or setting.
 
-        `calibrate(policy, target_al) -> threshold` resolves `target_al` (a dev-set sweep of the model)."""
+        `calibrate(policy, target_al, settings=...) -> threshold` resolves `target_al` (a dev-set sweep of
+        the model); `settings` are the policy's other settings, defaults filled in, which the calibration
+        must have been made for."""
         from .errors import ConfigError
         from .policies import make_policy
         options = dict(self.options)
@@ -98,7 +100,11 @@ class StreamSettings:
                                   "give 'threshold' instead")
             if "threshold" in options:
                 raise ConfigError("give either target_al or threshold, not both")
-            options["threshold"] = calibrate(self.policy, self.target_al)
+            try:
+                others = {k: v for k, v in make_policy(self.policy, **options).settings().items() if k != "threshold"}
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"policy {self.policy!r}: {e}") from None
+            options["threshold"] = calibrate(self.policy, self.target_al, settings=others)
         try:
             return make_policy(self.policy, **options)
         except (TypeError, ValueError) as e:

@@ -69,7 +69,7 @@ class EngineOptions:
     # torch intra-op threads for the model. One: on 2 shared cores a second thread made each word ~8x
     # slower (threads spin-waiting for a core); it also leaves a core to the event loop. None: torch's.
     threads: int | None = 1
-    calibrate: Callable[[str, float], float] | None = None  # (policy, target_al) -> threshold; None: the model's
+    calibrate: Callable[..., float] | None = None  # (policy, target_al, settings=) -> threshold; None: the model's
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,7 +91,7 @@ def _jsonable(value: Any) -> Any:
 class Engine:
     """Opens translation sessions on one loaded model; used only from the worker thread."""
 
-    def __init__(self, model, calibrate: Callable[[str, float], float] | None = None):
+    def __init__(self, model, calibrate: Callable[..., float] | None = None):
         self.model = model
         self.calibrate = calibrate
 

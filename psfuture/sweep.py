@@ -130,6 +130,7 @@ class Result:
     calls_per_word: float | None  # encoder + decoder forward calls per source word
     bleu_signature: str
     model_sha256: str
+    model: str = ""  # the model's name: sweeps may compare models (e.g. offline vs P2F)
     predictions: list[str] = field(default_factory=list, repr=False)
     delays: list[list[int]] = field(default_factory=list, repr=False)
 
@@ -193,7 +194,8 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
                               sentences=len(corpus),
                               seconds_per_sentence=cost[i].seconds / len(cost_sources) if cost else None,
                               calls_per_word=cost[i].calls / words if cost else None, bleu_signature=signature,
-                              model_sha256=model.info.get("sha256", ""), predictions=o.predictions, delays=o.delays))
+                              model_sha256=model.info.get("sha256", ""), model=model.info.get("name", ""),
+                              predictions=o.predictions, delays=o.delays))
     return results
 
 
@@ -303,9 +305,16 @@ class Calibration:
     settings: dict
     points: list[tuple[float, float]]  # (AL, threshold)
 
-    def threshold(self, policy: str, target_al: float) -> float:
+    def threshold(self, policy: str, target_al: float, settings: dict | None = None) -> float:
+        """The threshold for `target_al`; `settings` (the policy's others) must be those calibrated for."""
         if policy != self.policy:
             raise ConfigError(f"target_al is calibrated for {self.policy} only, not {policy}")
+        differ = {k: v for k, v in (settings or {}).items() if self.settings.get(k, v) != v}
+        if differ:
+            mine = ", ".join(f"{k}={self.settings[k]}" for k in differ)
+            raise ConfigError(f"target_al is calibrated for {policy} with {mine}, not "
+                              f"{', '.join(f'{k}={v}' for k, v in differ.items())}: give a threshold instead, or "
+                              "calibrate those settings (eval/sweep.py --target-al AL --grid psfuture.SETTING=V)")
         if not (isinstance(target_al, (int, float)) and math.isfinite(target_al) and target_al > 0):
             raise ConfigError(f"target_al must be a positive number of source words, got {target_al!r}")
         return pick_threshold(self.points, target_al)
@@ -356,20 +365,32 @@ def _fmt(x, digits=2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def markdown(results: Sequence[Result], ablation: Sequence[Result], model: Model, corpus: Corpus) -> str:
-    info = model.info
-    lines = [f"# Sweep: {info.get('name', '')} on {corpus.name}", "",
-             f"- model: `{info.get('name', '')}` sha256 `{info.get('sha256', '')}`",
+def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Model | Sequence[Model],
+             corpus: Corpus) -> str:
+    models = [models] if isinstance(models, Model) else list(models)
+    several = len({r.model for r in results}) > 1
+    title = " vs ".join(m.info.get("name", "") for m in models)
+    lines = [f"# Sweep: {title} on {corpus.name}", "",
+             *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`" for m in models),
              f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
              "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
              "SimulEval-identical stream", "",
-             "| policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| " + "model | " * several + "policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
+             "|---" * (10 + several) + "|"]
     for r in results:
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
-        lines.append(f"| {r.policy} | {settings} | {r.BLEU:.2f} | {_fmt(r.AL)} | {_fmt(r.LAAL)} | {_fmt(r.DAL)} | "
-                     f"{_fmt(r.AP, 3)} | {_fmt(r.ATD)} | {_fmt(r.seconds_per_sentence, 3)} | "
-                     f"{_fmt(r.calls_per_word)} |")
+        lines.append("| " + f"{r.model} | " * several + f"{r.policy} | {settings} | {r.BLEU:.2f} | {_fmt(r.AL)} | "
+                     f"{_fmt(r.LAAL)} | {_fmt(r.DAL)} | {_fmt(r.AP, 3)} | {_fmt(r.ATD)} | "
+                     f"{_fmt(r.seconds_per_sentence, 3)} | {_fmt(r.calls_per_word)} |")
+    curves = {label: group for label, group in curves_of(results).items() if len(group) > 1}
+    if curves:
+        lines += ["", "## BLEU at equal latency", "",
+                  "Interpolated along each curve between its measured points ('-': the curve does not reach it).", "",
+                  "| curve | " + " | ".join(f"BLEU@{m}={a}" for m, a in EQUAL_AT) + " |",
+                  "|---" * (1 + len(EQUAL_AT)) + "|"]
+        for label, group in curves.items():
+            at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
+            lines.append(f"| {label} | " + " | ".join(_fmt(x) for x in at) + " |")
     if ablation:
         lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
                   "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
@@ -385,6 +406,21 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], model: Model
     return "\n".join(lines) + "\n"
 
 
+EQUAL_AT = (("AL", 2), ("AL", 3), ("AL", 4), ("LAAL", 3), ("LAAL", 4))
+
+
+def curves_of(results: Sequence[Result]) -> dict[str, list[Result]]:
+    """Results grouped into latency curves: one per model and policy family (see curve_label);
+    the model's name leads the label when the results come from several models."""
+    several = len({r.model for r in results}) > 1
+    policies = [POLICIES[r.policy](**r.settings) for r in results]
+    curves: dict = {}
+    for r, p in zip(results, policies):
+        if r.policy != "offline":
+            curves.setdefault((f"{r.model}: " if several else "") + curve_label(p, policies), []).append(r)
+    return curves
+
+
 def _variants(results: Sequence[Result]) -> dict:
     groups: dict = {}
     for r in results:
@@ -394,25 +430,22 @@ def _variants(results: Sequence[Result]) -> dict:
 
 
 def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
-    """BLEU vs AL and vs LAAL: one curve per policy configuration family, offline BLEU as a line."""
+    """BLEU vs AL and vs LAAL: one curve per model and policy configuration family, offline BLEU as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    policies = [POLICIES[r.policy](**r.settings) for r in results]
-    curves: dict = {}
-    for r, p in zip(results, policies):
-        if r.policy != "offline":
-            curves.setdefault(curve_label(p, policies), []).append(r)
+    curves = curves_of(results)
+    several = len({r.model for r in results}) > 1
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, metric in zip(axes, ("AL", "LAAL")):
         for label, group in curves.items():
             pts = sorted((getattr(r, metric), r.BLEU) for r in group)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        for r in results:
-            if r.policy == "offline":
-                ax.axhline(r.BLEU, color="gray", linestyle="--", label="offline (greedy)")
+        for r, style in zip([r for r in results if r.policy == "offline"], ("--", ":", "-.")):
+            ax.axhline(r.BLEU, color="gray", linestyle=style,
+                       label=f"{r.model}: offline (greedy)" if several else "offline (greedy)")
         ax.set_xlabel(f"{metric} (source words)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("BLEU")

@@ -105,7 +105,8 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--prefix-ratio", type=float, default=0.5, help="share of prefix->full pairs")
     ap.add_argument("--prefix-unit", choices=("word", "token"), default="word")
-    ap.add_argument("--prefix-eos", choices=("keep", "drop"), default="keep", help="prefix source ends with </s>?")
+    ap.add_argument("--prefix-eos", choices=("keep", "drop"), default="drop",
+                    help="prefix source ends with </s>? (drop matches PsFuture's default prefix_eos=False)")
     ap.add_argument("--average", type=int, default=1, help="average the last N interval checkpoints on export")
     ap.add_argument("--fp16-storage", action="store_true", help="store exported weights in half precision")
     ap.add_argument("--name", default="psfuture-p2f-deen")

@@ -100,6 +100,12 @@ def test_psfuture_config_errors():
         make_policy("waitq")
     with pytest.raises(ConfigError, match="no setting threshold"):
         make_policy("waitk", threshold=1)
+    # Settings arrive as JSON from clients: a wrong type is a ConfigError naming the setting, not a TypeError.
+    for name, bad in (("psfuture", {"threshold": "high"}), ("psfuture", {"prefix_eos": 1}),
+                      ("waitk", {"k": 2.5}), ("alignatt", {"layer": "last"}), ("psfuture", {"placeholder": 3})):
+        with pytest.raises(ConfigError, match=f"{name} setting {next(iter(bad))}="):
+            make_policy(name, **bad)
+    assert make_policy("psfuture", threshold=1).threshold == 1 and make_policy("alignatt", layer=None).layer is None
     assert make_policy("psfuture", threshold=0.1).signature() == (
         "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl)")
 

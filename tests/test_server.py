@@ -88,7 +88,7 @@ async def translate(port, sentence, how="words", **start):
 
 def test_full_exchange_and_page(model):
     async def main():
-        calibration = EngineOptions(calibrate=lambda policy, target_al: target_al / 10)
+        calibration = EngineOptions(calibrate=lambda policy, target_al, settings: target_al / 10)
         async with StreamServer(port=0, model=model, engine=calibration) as server:
             ready, done, words = await translate(server.port, SENTENCES[0], target_al=2)
             page = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{server.port}/").read())

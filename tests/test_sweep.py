@@ -1,6 +1,7 @@
 """The sweep: its metrics equal SimulEval's on the same stream; grids, calibration and the edge script."""
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,9 @@ def test_calibration_interpolates_and_round_trips(tmp_path):
     assert cal("psfuture", 0.5) == 0.5 and cal("psfuture", 9) == 0.02  # clamped to what was measured
     with pytest.raises(ConfigError, match="calibrated for psfuture only"):
         cal("waitk", 3)
+    assert cal("psfuture", 2.0, settings={"divergence": "kl", "k": 2}) == pytest.approx(0.3)
+    with pytest.raises(ConfigError, match="calibrated for psfuture with divergence=kl, not divergence=js"):
+        cal("psfuture", 2.0, settings={"divergence": "js"})  # a KL threshold means nothing for JS
     cal.save(tmp_path / "calibration.json")
     assert sweep.Calibration.load(tmp_path / "calibration.json") == cal
 
@@ -119,3 +123,45 @@ def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, 
 def test_edge_script_reports_bad_model(tmp_path):
     with pytest.raises(SystemExit, match="error: model directory .* does not exist"):
         edge_main(["--model", str(tmp_path / "none")])
+
+
+def test_edge_script_compares_models_in_one_table(tiny_model_dir, corpus, tmp_path):
+    other = tmp_path / "p2f"
+    shutil.copytree(tiny_model_dir, other)
+    meta = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**meta, "name": "tiny-p2f"}))
+    out = tmp_path / "out"
+    edge_main(["--model", str(tiny_model_dir), "--model", str(other), "--limit", "2", "--src", str(corpus / "test.de"),
+               "--ref", str(corpus / "test.en"), "--out", str(out), "--no-progress", "--max-len-a", "1",
+               "--max-len-b", "5", "--policies", "offline,waitk,psfuture", "--grid", "waitk.k=1,2",
+               "--grid", "psfuture.threshold=0.1,1", "--ablation", "none", "--cost-limit", "0"])
+    rows = json.loads((out / "results.json").read_text())
+    first, second = meta["name"], "tiny-p2f"
+    assert [(r["model"], r["policy"]) for r in rows] == [(first, "offline"), (first, "waitk"), (first, "waitk"),
+                                                         (first, "psfuture"), (first, "psfuture"),
+                                                         (second, "offline"), (second, "psfuture"),
+                                                         (second, "psfuture")]
+    md = (out / "sweep.md").read_text()
+    assert f"| {second} | psfuture |" in md and "## BLEU at equal latency" in md
+    assert f"| {first}: psfuture |" in md and f"| {second}: psfuture |" in md and f"| {first}: waitk |" in md
+
+
+def test_edge_script_refuses_models_with_one_name(tiny_model_dir, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_model_dir, twin)
+    with pytest.raises(SystemExit, match="two models share a name"):
+        edge_main(["--model", str(tiny_model_dir), "--model", str(twin), "--limit", "1", "--out", str(tmp_path)])
+
+
+def test_equal_latency_table_interpolates_each_curve():
+    def result(policy, settings, bleu, al, model):
+        return sweep.Result(policy, settings, "", bleu, al, al, al, 0.5, 1.0, 1, None, None, "sig", "", model=model)
+
+    rows = [result("psfuture", PsFuture(threshold=t).settings(), b, a, m)
+            for m, pts in (("off", ((0.1, 10.0, 2.0), (0.2, 14.0, 4.0))), ("p2f", ((0.1, 12.0, 2.0), (0.2, 16.0, 4.0))))
+            for t, b, a in pts]
+    curves = sweep.curves_of(rows)
+    assert list(curves) == ["off: psfuture", "p2f: psfuture"]
+    md = sweep.markdown(rows, [], [], sweep.Corpus([], [], "x"))
+    assert "| off: psfuture | 10.00 | 12.00 | 14.00 | 12.00 | 14.00 |" in md
+    assert "| p2f: psfuture | 12.00 | 14.00 | 16.00 | 14.00 | 16.00 |" in md

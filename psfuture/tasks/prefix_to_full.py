@@ -90,8 +90,9 @@ class PrefixToFullConfig(TranslationConfig):
         default="word", metadata={"help": "prefix length uniform over whole source words (prefixes end where "
                                           "streamed input can end) or over source tokens"})
     prefix_eos: PREFIX_EOS = field(
-        default="keep", metadata={"help": "whether a prefix source ends with </s> like a full one (keep) or "
-                                          "not (drop); match what the engine feeds the model"})
+        default="drop", metadata={"help": "whether a prefix source ends with </s> like a full one (keep) or "
+                                          "not (drop); match what the engine feeds the model (PsFuture's "
+                                          "prefix_eos, False by default: drop)"})
     prefix_seed: int = II("common.seed")
 
 

@@ -39,7 +39,7 @@ def make_task(data_bin, *options):
 
 @pytest.fixture(scope="module")
 def task(tiny_data_bin):
-    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3")
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-eos", "keep")
     t.load_dataset("train")
     t.load_dataset("valid")
     return t
@@ -107,7 +107,7 @@ def test_ratio_mixes_full_pairs_and_valid_stays_full(tiny_data_bin, task):
 
 def test_deterministic_per_seed_epoch_and_index_and_picklable(tiny_data_bin, task):
     ds = task.dataset("train")
-    again = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3")
+    again = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-eos", "keep")
     again.load_dataset("train")
     copy = pickle.loads(pickle.dumps(ds))
     for other in (again.dataset("train"), copy):
@@ -212,3 +212,9 @@ def test_train_p2f_refuses_data_with_another_dictionary(tiny_model_dir, tmp_path
     rc, log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
                    "--data", str(tmp_path), "--work", str(tmp_path / "work")])
     assert rc != 0 and "another dictionary" in log
+
+
+def test_default_prefix_eos_matches_what_the_engine_feeds():
+    from psfuture.policies import PsFuture
+
+    assert (p2f.PrefixToFullConfig().prefix_eos == "keep") == PsFuture().prefix_eos
