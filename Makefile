@@ -38,8 +38,13 @@ model: data
 	$(PY) scripts/train.py --data data/bin --work build/offline --preset cpu --average 5 --fp16-storage \
 	  --name psfuture-offline-deen --out checkpoints/offline
 
-p2f: $(STAMP)
-	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/bin --work build/p2f --out checkpoints/p2f \
+# P2F fine-tune of the shipped model (~1 h on 2 cores): today's corpus in the shipped model's vocabulary.
+data/p2f-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
+	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
+	$(PY) scripts/prepare.py --corpus data/corpus --out data/p2f-bin --model checkpoints/offline
+
+p2f: $(STAMP) data/p2f-bin/dict.de.txt
+	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f --out checkpoints/p2f \
 	  --average 2 --fp16-storage --name psfuture-p2f-deen
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.

@@ -5,8 +5,14 @@
 
 Reads <corpus>/{train,valid,test}.{de,en}; writes <out>/spm.model, the joined dictionary and
 fairseq's binary splits. Deterministic for a given corpus.
+
+    python scripts/prepare.py --corpus data/corpus --out data/bin --model checkpoints/offline
+
+reuses a model directory's SentencePiece model and dictionary instead (to fine-tune that model,
+e.g. with P2F, on a corpus built later).
 """
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +54,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=Path("data/bin"))
     ap.add_argument("--vocab-size", type=int, default=8000)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--model", type=Path, help="reuse this model directory's spm.model and dict.de.txt")
     args = ap.parse_args(argv)
 
     for split in SPLITS:
@@ -58,7 +65,15 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tok = args.out / "spm-text"
     tok.mkdir(exist_ok=True)
-    model = train_spm(args.corpus, args.out, args.vocab_size, args.workers)
+    if args.model:
+        for f in ("spm.model", "dict.de.txt"):
+            if not (args.model / f).is_file():
+                sys.exit(f"error: {args.model / f} is missing; --model takes a model directory such as "
+                         "checkpoints/offline")
+        model = args.out / "spm.model"
+        shutil.copyfile(args.model / "spm.model", model)
+    else:
+        model = train_spm(args.corpus, args.out, args.vocab_size, args.workers)
     sp = spm.SentencePieceProcessor(model_file=str(model))
     for split in SPLITS:
         for lang in (SRC, TGT):
@@ -68,7 +83,8 @@ def main(argv=None) -> None:
     subprocess.run(
         [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", SRC, "--target-lang", TGT,
          "--trainpref", str(tok / "train"), "--validpref", str(tok / "valid"), "--testpref", str(tok / "test"),
-         "--destdir", str(args.out), "--joined-dictionary", "--workers", str(args.workers)],
+         "--destdir", str(args.out), "--joined-dictionary", "--workers", str(args.workers),
+         *(["--srcdict", str(args.model / "dict.de.txt")] if args.model else [])],
         check=True,
     )
     print(f"prepared {args.out} (vocab {len(sp)} pieces)")

@@ -20,3 +20,18 @@ def test_tiny_model_dir_layout(tiny_model_dir):
 
 def test_dictionary_is_joined(tiny_model_dir):
     assert (tiny_model_dir / "dict.de.txt").read_text() == (tiny_model_dir / "dict.en.txt").read_text()
+
+
+def test_prepare_reuses_a_models_vocabulary(tiny_model_dir, tiny_corpus, tmp_path):
+    """A corpus built later binarizes with the shipped model's pieces and dictionary (fine-tuning needs them)."""
+    from conftest import run_script
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for f in tiny_corpus.iterdir():  # another corpus: a different SentencePiece model would come out of it
+        (corpus / f.name).write_text("".join(f.read_text(encoding="utf-8").splitlines(keepends=True)[::3]))
+    out = tmp_path / "bin"
+    run_script("prepare.py", "--corpus", str(corpus), "--out", str(out), "--model", str(tiny_model_dir))
+    for name in ("spm.model", "dict.de.txt", "dict.en.txt"):
+        assert (out / name).read_bytes() == (tiny_model_dir / name).read_bytes(), name
+    assert (out / "train.de-en.de.bin").stat().st_size > 0
