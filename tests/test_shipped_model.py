@@ -36,3 +36,32 @@ def test_psfuture_stream_translates_while_reading(shipped):
     s.finish()
     assert {"click", "window"} <= set(s.text.lower().replace(".", "").split())
     assert min(s.delays) < len(sentence.split())  # something was written before the source ended
+
+
+P2F_DIR = DEFAULT_MODEL_DIR.parent / "p2f"
+
+
+@pytest.fixture(scope="module")
+def p2f():
+    return load_model(P2F_DIR)
+
+
+def test_p2f_model_is_a_fine_tune_of_the_shipped_one(p2f):
+    meta = json.loads((P2F_DIR / "model.json").read_text())
+    base = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert p2f.info["sha256"] == meta["sha256"] and meta["base_model"]["sha256"] == base["sha256"]
+    assert meta["p2f"]["prefix_eos"] == "drop" and 0 < meta["p2f"]["prefix_ratio"] < 1
+    for name in ("dict.de.txt", "dict.en.txt", "spm.model"):  # same vocabulary: the same front ends serve both
+        assert (P2F_DIR / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes(), name
+
+
+def test_p2f_model_translates_and_streams(p2f):
+    sentence = "Klicken Sie auf die Schaltfläche, um das Fenster zu schließen."
+    english = p2f.translate([sentence], beam=4)[0].lower()
+    assert all(w in english for w in ("click", "button", "close", "window")), english
+    s = Session(p2f, make_policy("psfuture"))
+    for word in sentence.split():
+        s.push(word)
+    s.finish()
+    assert {"click", "window"} <= set(s.text.lower().replace(".", "").split())
+    assert min(s.delays) < len(sentence.split())
