@@ -148,7 +148,8 @@ def pseudo_future_ids(vocab: Vocab, placeholder: str, k: int) -> tuple[int, ...]
 @dataclass(frozen=True)
 class PsFuture(Policy):
     """WRITE the top token of p = P(.|source prefix) when div(p, q) <= threshold, where
-    q = P(.|source prefix + pseudo-future + EOS); READ otherwise.
+    q = P(.|source prefix + pseudo-future + EOS); READ otherwise. future_eos=False drops that EOS
+    (for models fine-tuned on prefixes without EOS, whose EOS means "the sentence is complete").
 
     Defaults are psfuture's choice from a one-factor-at-a-time ablation on the GNOME dev set
     (eval/sweep_ablation_dev/sweep.md): one <unk>, no EOS after the prefix, KL(p||q); threshold 0.1
@@ -161,6 +162,7 @@ class PsFuture(Policy):
     k: int = 1
     prefix_eos: bool = False
     divergence: str = "kl"
+    future_eos: bool = True
 
     def __post_init__(self):
         _choice("divergence", self.divergence, tuple(DIVERGENCES))
@@ -173,7 +175,7 @@ class PsFuture(Policy):
         pseudo_future_ids(vocab, self.placeholder, self.k)
 
     def step(self, ctx: Context) -> Step:
-        future = ctx.src + pseudo_future_ids(ctx.vocab, self.placeholder, self.k) + (ctx.vocab.eos,)
+        future = ctx.src + pseudo_future_ids(ctx.vocab, self.placeholder, self.k) + (ctx.vocab.eos,) * self.future_eos
         p, q = yield [Query(self.source(ctx), ctx.target), Query(future, ctx.target)]
         if divergence(self.divergence, p.logprobs, q.logprobs) <= self.threshold:
             return Decision((int(p.logprobs.argmax()),))

@@ -425,7 +425,8 @@ def _variants(results: Sequence[Result]) -> dict:
     groups: dict = {}
     for r in results:
         s = r.settings
-        groups.setdefault((f"{s['placeholder']} x{s['k']}", s["prefix_eos"], s["divergence"]), []).append(r)
+        form = f"{s['placeholder']} x{s['k']}" + ("" if s.get("future_eos", True) else " (no EOS)")
+        groups.setdefault((form, s["prefix_eos"], s["divergence"]), []).append(r)
     return groups
 
 

@@ -74,16 +74,18 @@ def test_psfuture_writes_top_prefix_token_iff_divergence_within_threshold(div, t
     assert decision.write == ((A,) if write else ())
 
 
-@pytest.mark.parametrize("placeholder,k,prefix_eos,prefix_src,future_src", [
-    ("unk", 1, True, (10, 11, EOS), (10, 11, UNK, EOS)),
-    ("unk", 3, False, (10, 11), (10, 11, UNK, UNK, UNK, EOS)),
-    ("bos", 2, True, (10, 11, EOS), (10, 11, BOS, BOS, EOS)),
-    ("pad", 1, True, (10, 11, EOS), (10, 11, PAD, EOS)),
-    ("frequent", 1, False, (10, 11), (10, 11, A, EOS)),
-    ("\u2581c", 2, True, (10, 11, EOS), (10, 11, C, C, EOS)),
+@pytest.mark.parametrize("placeholder,k,prefix_eos,future_eos,prefix_src,future_src", [
+    ("unk", 1, True, True, (10, 11, EOS), (10, 11, UNK, EOS)),
+    ("unk", 3, False, True, (10, 11), (10, 11, UNK, UNK, UNK, EOS)),
+    ("unk", 1, False, False, (10, 11), (10, 11, UNK)),
+    ("bos", 2, True, True, (10, 11, EOS), (10, 11, BOS, BOS, EOS)),
+    ("pad", 1, True, True, (10, 11, EOS), (10, 11, PAD, EOS)),
+    ("frequent", 1, False, True, (10, 11), (10, 11, A, EOS)),
+    ("\u2581c", 2, True, True, (10, 11, EOS), (10, 11, C, C, EOS)),
 ])
-def test_psfuture_asks_prefix_and_pseudo_future_in_one_batch(placeholder, k, prefix_eos, prefix_src, future_src):
-    policy = PsFuture(placeholder=placeholder, k=k, prefix_eos=prefix_eos)
+def test_psfuture_asks_prefix_and_pseudo_future_in_one_batch(placeholder, k, prefix_eos, future_eos, prefix_src,
+                                                             future_src):
+    policy = PsFuture(placeholder=placeholder, k=k, prefix_eos=prefix_eos, future_eos=future_eos)
     step = policy.step(ctx(target=(B,)))
     first = next(step)
     assert [(q.src, q.prefix) for q in first] == [(prefix_src, (B,)), (future_src, (B,))]
@@ -107,7 +109,7 @@ def test_psfuture_config_errors():
             make_policy(name, **bad)
     assert make_policy("psfuture", threshold=1).threshold == 1 and make_policy("alignatt", layer=None).layer is None
     assert make_policy("psfuture", threshold=0.1).signature() == (
-        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl)")
+        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl,future_eos=True)")
 
 
 def test_offline_always_reads_without_asking():
