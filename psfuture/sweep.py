@@ -309,9 +309,10 @@ class Calibration:
         """The threshold for `target_al`; `settings` (the policy's others) must be those calibrated for."""
         if policy != self.policy:
             raise ConfigError(f"target_al is calibrated for {self.policy} only, not {policy}")
-        differ = {k: v for k, v in (settings or {}).items() if self.settings.get(k, v) != v}
+        calibrated = {**POLICIES[policy]().settings(), **self.settings}  # a setting added later: its default
+        differ = {k: v for k, v in (settings or {}).items() if calibrated.get(k, v) != v}
         if differ:
-            mine = ", ".join(f"{k}={self.settings[k]}" for k in differ)
+            mine = ", ".join(f"{k}={calibrated[k]}" for k in differ)
             raise ConfigError(f"target_al is calibrated for {policy} with {mine}, not "
                               f"{', '.join(f'{k}={v}' for k, v in differ.items())}: give a threshold instead, or "
                               "calibrate those settings (eval/sweep.py --target-al AL --grid psfuture.SETTING=V)")

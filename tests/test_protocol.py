@@ -166,7 +166,7 @@ def test_settings_build_the_engines_policy():
     assert StreamSettings(target_al=3).to_policy(lambda policy, al, settings: al / 10) == PsFuture(threshold=0.3)
     seen = []
     StreamSettings(target_al=3, options=(("k", 2),)).to_policy(lambda p, al, settings: seen.append(settings) or 0.1)
-    assert seen == [{"placeholder": "unk", "k": 2, "prefix_eos": False, "divergence": "kl"}]  # defaults filled in
+    assert seen == [{"placeholder": "unk", "k": 2, "prefix_eos": False, "divergence": "kl", "future_eos": True}]
     for bad, match in [(StreamSettings("nope"), "unknown policy"), (StreamSettings(target_al=3), "calibration"),
                        (StreamSettings(options=(("threshold", "high"),)), "threshold"),
                        (StreamSettings(options=(("beam", 5),)), "beam")]:

@@ -86,9 +86,11 @@ def test_calibration_interpolates_and_round_trips(tmp_path):
     assert cal("psfuture", 0.5) == 0.5 and cal("psfuture", 9) == 0.02  # clamped to what was measured
     with pytest.raises(ConfigError, match="calibrated for psfuture only"):
         cal("waitk", 3)
-    assert cal("psfuture", 2.0, settings={"divergence": "kl", "k": 2}) == pytest.approx(0.3)
+    assert cal("psfuture", 2.0, settings={"divergence": "kl", "k": 1}) == pytest.approx(0.3)
     with pytest.raises(ConfigError, match="calibrated for psfuture with divergence=kl, not divergence=js"):
         cal("psfuture", 2.0, settings={"divergence": "js"})  # a KL threshold means nothing for JS
+    with pytest.raises(ConfigError, match="with future_eos=True, not future_eos=False"):
+        cal("psfuture", 2.0, settings={"future_eos": False})  # not recorded: calibrated at its default
     cal.save(tmp_path / "calibration.json")
     assert sweep.Calibration.load(tmp_path / "calibration.json") == cal
 
