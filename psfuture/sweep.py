@@ -376,7 +376,8 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
              f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
              "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
              "SimulEval-identical stream", "",
-             "| " + "model | " * several + "policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
+             "| " + "model | " * several
+             + "policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
              "|---" * (10 + several) + "|"]
     for r in results:
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
