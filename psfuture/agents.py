@@ -118,6 +118,9 @@ def evaluate(agent_class: type[SessionAgent], config: dict) -> dict:
 
     argv, sys.argv = sys.argv, sys.argv[:1]  # SimulEval parses the real command line too
     EVALUATION_SYSTEM_LIST[:] = [agent_class]
+    # SimulEval turns True into a bare flag and drops False; our boolean settings take a value.
+    settings = {f.name for f in dataclasses.fields(agent_class.policy_class)}
+    config = {k: (str(v).lower() if k in settings and isinstance(v, bool) else v) for k, v in config.items()}
     try:
         system, args = build_system_args(config)
         evaluator = build_evaluator(args)

@@ -37,7 +37,7 @@ def test_scores_equal_simuleval(model, corpus, tiny_model_dir):
     for policy, agent, r in zip(policies, (agents.PsFutureAgent, agents.WaitKAgent), results):
         scores = agents.evaluate(agent, {"source": corpus / "test.de", "target": corpus / "test.en",
                                          "checkpoint": tiny_model_dir, "no_progress_bar": True, **CAP,
-                                         **{k: v for k, v in policy.settings().items() if k != "prefix_eos"}})
+                                         **policy.settings()})
         for metric in ("BLEU",) + sweep.LATENCY:
             assert getattr(r, metric) == pytest.approx(scores[metric], abs=1e-3), metric
         assert r.signature == policy.signature() and r.model_sha256 == model.info["sha256"]
