@@ -49,7 +49,8 @@ p2f: $(STAMP) data/p2f-bin/dict.de.txt
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
 sweep: $(STAMP)
-	$(PY) eval/sweep.py --limit 60 --ablation none --threads 1 --cost-limit 5 --out eval/results/sweep_offline
+	$(PY) eval/sweep.py --model checkpoints/offline --model checkpoints/p2f --limit 100 --ablation none --threads 1 \
+	  --cost-limit 10 --out eval/results/sweep_p2f
 
 bench: $(STAMP)
 	$(PY) eval/bench_stream.py
