@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, ClassVar, Union
 
 PROTOCOL_VERSION = 1
@@ -100,18 +100,17 @@ class StreamSettings:
                                   "give 'threshold' instead")
             if "threshold" in options:
                 raise ConfigError("give either target_al or threshold, not both")
-            try:
-                others = {k: v for k, v in make_policy(self.policy, **options).settings().items() if k != "threshold"}
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"policy {self.policy!r}: {e}") from None
-            options["threshold"] = calibrate(self.policy, self.target_al, settings=others)
         try:
-            return make_policy(self.policy, **options)
+            policy = make_policy(self.policy, **options)
         except (TypeError, ValueError) as e:
             if isinstance(e, ConfigError):
                 raise
             raise ConfigError(f"policy {self.policy!r}: a setting has the wrong type or value ({e}); "
                               f"got {json.dumps(options)}") from None
+        if self.target_al is None:
+            return policy
+        others = {k: v for k, v in policy.settings().items() if k != "threshold"}
+        return replace(policy, threshold=calibrate(self.policy, self.target_al, settings=others))
 
 
 def _is_number(value) -> bool:

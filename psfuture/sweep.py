@@ -369,7 +369,7 @@ def _fmt(x, digits=2) -> str:
 def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Model | Sequence[Model],
              corpus: Corpus) -> str:
     models = [models] if isinstance(models, Model) else list(models)
-    several = len({r.model for r in results}) > 1
+    several = _several_models(results)
     title = " vs ".join(m.info.get("name", "") for m in models)
     lines = [f"# Sweep: {title} on {corpus.name}", "",
              *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`" for m in models),
@@ -411,10 +411,14 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
 EQUAL_AT = (("AL", 2), ("AL", 3), ("AL", 4), ("LAAL", 3), ("LAAL", 4))
 
 
+def _several_models(results: Sequence[Result]) -> bool:
+    return len({r.model for r in results}) > 1
+
+
 def curves_of(results: Sequence[Result]) -> dict[str, list[Result]]:
     """Results grouped into latency curves: one per model and policy family (see curve_label);
     the model's name leads the label when the results come from several models."""
-    several = len({r.model for r in results}) > 1
+    several = _several_models(results)
     policies = [POLICIES[r.policy](**r.settings) for r in results]
     curves: dict = {}
     for r, p in zip(results, policies):
@@ -440,7 +444,7 @@ def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
     import matplotlib.pyplot as plt
 
     curves = curves_of(results)
-    several = len({r.model for r in results}) > 1
+    several = _several_models(results)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, metric in zip(axes, ("AL", "LAAL")):
         for label, group in curves.items():
