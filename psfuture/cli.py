@@ -110,7 +110,7 @@ def _load(args):
 
 def _calibration(model):
     """The model's threshold calibration (calibration.json beside it, from eval/sweep), for --target-al."""
-    from .sweep import load_calibration
+    from .calibration import load_calibration
     return load_calibration(model)
 
 

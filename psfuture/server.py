@@ -305,7 +305,7 @@ class StreamServer:
         self.limits, self.defaults, self.http, self.shutdown_options = limits, defaults, http, shutdown
         self.engine_options = engine
         if engine.calibrate is None:  # the model's own calibration, when it ships one
-            from .sweep import load_calibration
+            from .calibration import load_calibration
             engine = dataclasses.replace(engine, calibrate=load_calibration(model))
         self.engine = Engine(model, engine.calibrate)
         # Each open stream keeps its latest decoder states cached between words (two for PsFuture);

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from psfuture.calibration import Calibration, interpolate, load_calibration, pick_threshold  # noqa: F401
 from psfuture.errors import ConfigError
 from psfuture.model import Model
 from psfuture.policies import POLICIES, AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
@@ -276,70 +277,6 @@ def parse_grid(specs: Iterable[str], base: Sequence[Policy]) -> list[Policy]:
 
 
 # ---- calibration -----------------------------------------------------------------------------------
-def interpolate(points: Sequence[tuple[float, float]], x: float) -> float | None:
-    """Linear interpolation through (x, y) points sorted by x; None outside their range."""
-    pts = sorted(points)
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return pts[0][1] if len(pts) == 1 and pts[0][0] == x else None
-
-
-def pick_threshold(points: Sequence[tuple[float, float]], target_al: float) -> float:
-    """The threshold whose dev-set AL is target_al, from (AL, threshold) points: interpolated between
-    the first bracketing pair (AL need not be monotone in the threshold), clamped to the measured range."""
-    pts = sorted(points)
-    if target_al <= pts[0][0]:
-        return pts[0][1]
-    if target_al >= pts[-1][0]:
-        return pts[-1][1]
-    return interpolate(pts, target_al)
-
-
-@dataclass
-class Calibration:
-    """Dev-set (threshold, AL) points per policy settings, saved next to a model as calibration.json."""
-
-    model_sha256: str
-    policy: str
-    settings: dict
-    points: list[tuple[float, float]]  # (AL, threshold)
-
-    def threshold(self, policy: str, target_al: float, settings: dict | None = None) -> float:
-        """The threshold for `target_al`; `settings` (the policy's others) must be those calibrated for."""
-        if policy != self.policy:
-            raise ConfigError(f"target_al is calibrated for {self.policy} only, not {policy}")
-        calibrated = {**POLICIES[policy]().settings(), **self.settings}  # a setting added later: its default
-        differ = {k: v for k, v in (settings or {}).items() if calibrated.get(k, v) != v}
-        if differ:
-            mine = ", ".join(f"{k}={calibrated[k]}" for k in differ)
-            raise ConfigError(f"target_al is calibrated for {policy} with {mine}, not "
-                              f"{', '.join(f'{k}={v}' for k, v in differ.items())}: give a threshold instead, or "
-                              "calibrate those settings (eval/sweep.py --target-al AL --grid psfuture.SETTING=V)")
-        if not (isinstance(target_al, (int, float)) and math.isfinite(target_al) and target_al > 0):
-            raise ConfigError(f"target_al must be a positive number of source words, got {target_al!r}")
-        return pick_threshold(self.points, target_al)
-
-    __call__ = threshold  # the (policy, target_al) -> threshold callable the front ends take
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Calibration":
-        d = json.loads(Path(path).read_text())
-        return cls(d["model_sha256"], d["policy"], d["settings"], [tuple(p) for p in d["points"]])
-
-
-def load_calibration(model: Model) -> Calibration | None:
-    """The model directory's calibration.json, if it has one made for this very checkpoint."""
-    path = Path(model.info.get("path", "")) / "calibration.json"
-    if not path.is_file():
-        return None
-    cal = Calibration.load(path)
-    return cal if cal.model_sha256 == model.info.get("sha256") else None
-
-
 def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True,
               **session_kw) -> Calibration:
     base = base or PsFuture()

@@ -53,7 +53,7 @@ def test_p2f_model_is_a_fine_tune_of_the_shipped_one(p2f):
     assert meta["p2f"]["prefix_eos"] == "drop" and 0 < meta["p2f"]["prefix_ratio"] < 1
     for name in ("dict.de.txt", "dict.en.txt", "spm.model"):  # same vocabulary: the same front ends serve both
         assert (P2F_DIR / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes(), name
-    from psfuture.sweep import load_calibration
+    from psfuture.calibration import load_calibration
 
     assert load_calibration(p2f)("psfuture", 3.0) > 0  # its own calibration: --target-al works on it too
 
