@@ -39,6 +39,11 @@ def main(argv=None) -> None:
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
     ap.add_argument("--cost-limit", type=int, default=30,
                     help="sentences re-run without shared model answers to measure seconds and model calls")
+    ap.add_argument("--batch", type=int, default=16,
+                    help="sentences streamed together, all policies at once, in shared model calls (1: one at a time; "
+                         "same results up to float rounding in near-ties)")
+    ap.add_argument("--rate", type=float, default=2.5,
+                    help="source words/s for the computation-aware AL in ms of the cost columns")
     ap.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
     ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -50,7 +55,7 @@ def main(argv=None) -> None:
     from psfuture.errors import ConfigError, PsFutureError
     from psfuture.model import load_model
     from psfuture.policies import PsFuture
-    from psfuture import sweep
+    from psfuture import report, sweep
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,7 +73,7 @@ def main(argv=None) -> None:
         if args.target_al is not None:
             base = next((p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"), PsFuture())
             dev = sweep.read_corpus(args.dev_src, args.dev_ref, args.limit)
-            cal = sweep.calibrate(model, dev, base, progress=progress, **cap)
+            cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, **cap)
             cal.save(out / "calibration.json")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
@@ -80,16 +85,16 @@ def main(argv=None) -> None:
         for i, m in enumerate(models):
             wanted = set((args.other_policies if i else args.policies).split(","))
             policies = [p for p in sweep.main_grid(args.grid) if p.name in wanted]
-            results += sweep.run(m, corpus, policies, memo=True, cost_limit=args.cost_limit, progress=progress,
-                                 desc=m.info["name"], **cap)
-        sweep.write_table(out / "results", results)
+            results += sweep.run(m, corpus, policies, memo=True, cost_limit=args.cost_limit, batch=args.batch,
+                                 rate=args.rate, progress=progress, desc=m.info["name"], **cap)
+        report.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
             ablation = sweep.run(model, corpus, sweep.ablation_grid(args.ablation, args.ablation_points),
-                                 memo=True, progress=progress, desc="ablation", **cap)
-            sweep.write_table(out / "ablation", ablation)
-        (out / "sweep.md").write_text(sweep.markdown(results, ablation, models, corpus))
-        sweep.plot(out / "bleu_latency.png", results, f"{' vs '.join(names)} on {corpus.name}")
+                                 memo=True, batch=args.batch, progress=progress, desc="ablation", **cap)
+            report.write_table(out / "ablation", ablation)
+        (out / "sweep.md").write_text(report.markdown(results, ablation, models, corpus))
+        report.plot(out / "bleu_latency.png", results, f"{' vs '.join(names)} on {corpus.name}")
     except PsFutureError as e:
         sys.exit(f"error: {e}")
     print((out / "sweep.md").read_text())

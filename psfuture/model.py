@@ -108,7 +108,7 @@ def _import_user_tasks(task_name: str) -> None:
 
 
 def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", incremental: bool = True,
-               cache_size: int = 64) -> "Model":
+               cache_size: int = 256) -> "Model":
     """Load a fairseq translation model directory (default: the shipped model) for inference."""
     d = resolve_model_dir(path)
     _check_dir(d)
@@ -168,6 +168,22 @@ def _bufs(net) -> list:
     return [m for layer in net.decoder.layers for m in (layer.self_attn, layer.encoder_attn)]
 
 
+class _RowPositions(torch.nn.Module):
+    """The decoder's positional embedding, computed from each row's own tokens even in incremental mode.
+
+    In incremental mode fairseq gives every row the position of the batch's length, which is right only
+    when all rows are equally long. Fed left-padded tokens, the non-incremental computation (which skips
+    pads) gives each row its own position in the last column, which is the one the decoder keeps."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.max_positions = inner.max_positions
+
+    def forward(self, tokens, incremental_state=None, positions=None):
+        return self.inner(tokens)
+
+
 def _merge(states: Sequence[dict], modules) -> dict:
     """Stack one-row incremental states into one batch; pad unequal key lengths with masked zeros."""
     merged: dict = {}
@@ -192,12 +208,25 @@ def _merge(states: Sequence[dict], modules) -> dict:
     return merged
 
 
-def _split(state: dict, modules, batch: int) -> list[dict]:
-    out = [{} for _ in range(batch)]
+def _split(state: dict, modules, src_lens: Sequence[int]) -> list[dict]:
+    """One-row states out of a batch state, without the padding the batch added: self-attention keeps
+    its unmasked keys, cross-attention the row's own source length (masked source pieces, e.g. <pad>
+    placeholders, stay: attention is reported over every source position)."""
+    out = [{} for _ in src_lens]
     for m in modules:
         buf = m._get_input_buffer(state)
-        for i in range(batch):
-            m._set_input_buffer(out[i], {k: None if v is None else v[i:i + 1] for k, v in buf.items()})
+        mask = buf.get("prev_key_padding_mask")
+        for i, n in enumerate(src_lens):
+            if m.encoder_decoder_attention:
+                keep = slice(0, n)
+            elif mask is not None and bool(mask[i].any()):
+                keep = (mask[i] == 0).nonzero().squeeze(1)
+            else:
+                keep = slice(None)
+            row = {"prev_key": buf["prev_key"][i:i + 1, :, keep], "prev_value": buf["prev_value"][i:i + 1, :, keep]}
+            row_mask = None if mask is None else mask[i:i + 1, keep]
+            row["prev_key_padding_mask"] = row_mask if row_mask is not None and bool(row_mask.any()) else None
+            m._set_input_buffer(out[i], row)
     return out
 
 
@@ -209,7 +238,7 @@ class Model:
     """
 
     def __init__(self, net, dictionary, sp, info: dict, *, device: str = "cpu", incremental: bool = True,
-                 cache_size: int = 64):
+                 cache_size: int = 256):
         self.net, self.dict, self.sp, self.info = net, dictionary, sp, info
         self.device = device
         self.incremental = incremental
@@ -225,6 +254,8 @@ class Model:
         self._modules = _bufs(net)
         self._words: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
+        if net.decoder.embed_positions is not None and not isinstance(net.decoder.embed_positions, _RowPositions):
+            net.decoder.embed_positions = _RowPositions(net.decoder.embed_positions)
 
     @property
     def num_decoder_layers(self) -> int:
@@ -254,7 +285,10 @@ class Model:
 
     # ---- the network --------------------------------------------------------------------------
     def next_token(self, queries: Sequence[Query]) -> list[Answer]:
-        """Next-token log-probs and cross-attention for each query, computed as few batches as the caches allow."""
+        """Next-token log-probs and cross-attention for each query, whatever the mix of sources, prefix
+        lengths and attention layers: one encoder call for the sources not cached, then at most two
+        decoder calls: one steps every query whose parent state is cached by one token, one runs the
+        whole prefix of the others (rows padded and masked)."""
         n = self.num_decoder_layers
         for q in queries:
             if q.attn_layer is not None and not -n <= q.attn_layer < n:
@@ -264,18 +298,18 @@ class Model:
             start = time.perf_counter()
             uniq = list(OrderedDict.fromkeys(queries))
             self._encode_missing({q.src for q in uniq})
-            groups: dict = {}
+            stepping, whole = [], []
             for q in uniq:
-                parent = (q.src, q.prefix[:-1])
-                stepping = self.incremental and bool(q.prefix) and parent in self._dec
-                groups.setdefault((stepping, len(q.prefix), q.attn_layer), []).append((q, parent))
+                cached = self.incremental and bool(q.prefix) and (q.src, q.prefix[:-1]) in self._dec
+                (stepping if cached else whole).append(q)
             answers = {}
-            for (stepping, _, layer), rows in groups.items():
-                answers.update(self._decode(rows, stepping, layer))
-            for (stepping, _, _), rows in groups.items():
-                for _, parent in rows if stepping else ():  # superseded by its child: keep the cache small
-                    self._dec.pop(parent, None)
-            while len(self._dec) > self.cache_size:  # only now: a later group may have needed the oldest
+            if stepping:
+                answers.update(self._decode(stepping, True))
+            if whole:
+                answers.update(self._decode(whole, False))
+            for q in stepping:  # superseded by its child: keep the cache small
+                self._dec.pop((q.src, q.prefix[:-1]), None)
+            while len(self._dec) > self.cache_size:  # only now: the second call may have needed the oldest
                 self._dec.popitem(last=False)
             self.seconds += time.perf_counter() - start
             return [answers[q] for q in queries]
@@ -296,56 +330,77 @@ class Model:
         while len(self._enc) > max(8 * self.cache_size, 64, len(srcs)):  # this call's are the newest
             self._enc.popitem(last=False)
 
-    def _pad(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
-        # Right padding: fairseq's positions skip pads either way and the masks hide them.
+    def _pad(self, seqs: Sequence[Sequence[int]], left: bool = False) -> torch.Tensor:
+        # fairseq's positions skip pads on either side and the masks hide them.
         t = torch.full((len(seqs), max(len(s) for s in seqs)), self.vocab.pad, dtype=torch.long)
         for i, s in enumerate(seqs):
-            t[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            if s:
+                t[i, slice(t.size(1) - len(s), None) if left else slice(0, len(s))] = torch.tensor(s, dtype=torch.long)
         return t.to(self.device)
 
-    def _decode(self, rows, stepping: bool, layer: int | None) -> dict:
-        queries = [q for q, _ in rows]
+    def _encoder_out(self, queries: Sequence[Query]) -> dict:
         width = max(len(q.src) for q in queries)
-        enc = torch.zeros(width, len(rows), self._enc[queries[0].src].size(-1), device=self.device)
-        pad_mask = torch.ones(len(rows), width, dtype=torch.bool, device=self.device)
+        enc = torch.zeros(width, len(queries), self._enc[queries[0].src].size(-1), device=self.device)
+        pad_mask = torch.ones(len(queries), width, dtype=torch.bool, device=self.device)
         for i, q in enumerate(queries):
             enc[:len(q.src), i] = self._enc[q.src][:, 0]
             pad_mask[i, :len(q.src)] = torch.tensor(q.src, device=self.device) == self.vocab.pad  # as fairseq does
-        encoder_out = {"encoder_out": [enc], "encoder_padding_mask": [pad_mask], "encoder_embedding": [],
-                       "encoder_states": [], "src_tokens": [], "src_lengths": []}
-        tokens = self._pad([(self.vocab.eos,) + q.prefix for q in queries])  # fairseq starts targets with EOS
-        kwargs = {"alignment_layer": None if layer is None else layer % self.num_decoder_layers}
-        # features_only: project just the last position onto the vocabulary, not the whole prefix
-        kwargs["features_only"] = True
+        return {"encoder_out": [enc], "encoder_padding_mask": [pad_mask], "encoder_embedding": [],
+                "encoder_states": [], "src_tokens": [], "src_lengths": []}
+
+    def _decode(self, queries: Sequence[Query], stepping: bool) -> dict:
+        """One decoder call. stepping: every query extends its cached parent state by one token
+        (tokens left-padded, so the decoder's last column is each row's newest token); otherwise
+        whole prefixes, right-padded, read at each row's last position."""
+        targets = [(self.vocab.eos,) + q.prefix for q in queries]  # fairseq starts targets with EOS
+        tokens = self._pad(targets, left=stepping)
+        last = self.num_decoder_layers - 1
+        layers = {q.attn_layer % (last + 1) for q in queries if q.attn_layer is not None} - {last}
+        attns: dict[int, torch.Tensor] = {}  # layer -> [B, T, S] cross-attention (heads averaged)
+        hooks = [self.net.decoder.layers[i].register_forward_hook(
+            lambda mod, args, out, i=i: attns.__setitem__(i, out[1])) for i in layers]
         state = None
-        if stepping:
-            state = _merge([self._dec[p] for _, p in rows], self._modules)
-            features, extra = self.net.decoder(tokens, encoder_out=encoder_out, incremental_state=state, **kwargs)
-        elif self.incremental:
-            # Run the whole prefix at once but hand every layer an incremental_state to fill, so the
-            # next query on this source can extend it by one step. The causal mask still applies
-            # because the decoder itself runs in non-incremental mode.
-            state = {}
-            hooks = [layer_.register_forward_pre_hook(lambda mod, args: args[:3] + (state,) + args[4:])
-                     for layer_ in self.net.decoder.layers]
-            try:
-                features, extra = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
-            finally:
-                for h in hooks:
-                    h.remove()
-            if len(state) != len(self._modules):  # fairseq changed how layers receive the state
-                raise RuntimeError("priming the incremental state failed; use load_model(..., incremental=False)")
-        else:
-            features, extra = self.net.decoder(tokens, encoder_out=encoder_out, **kwargs)
+        try:
+            if stepping:
+                state = _merge([self._dec[(q.src, q.prefix[:-1])] for q in queries], self._modules)
+                # Cross-attention keys and values come from the cached states (static_kv), so the
+                # encoder output is a placeholder the layers only test for presence.
+                dummy = {"encoder_out": [torch.zeros(1, len(queries), 1, device=self.device)],
+                         "encoder_padding_mask": [], "encoder_embedding": [], "encoder_states": [],
+                         "src_tokens": [], "src_lengths": []}
+                features, extra = self.net.decoder(tokens, encoder_out=dummy, incremental_state=state,
+                                                   features_only=True)
+            else:
+                encoder_out = self._encoder_out(queries)
+                if self.incremental:
+                    # Run the whole prefix at once but hand every layer an incremental_state to fill, so
+                    # the next query on this source can extend it by one step. The causal mask still
+                    # applies because the decoder itself runs in non-incremental mode.
+                    state = {}
+                    hooks += [layer_.register_forward_pre_hook(lambda mod, args: args[:3] + (state,) + args[4:])
+                              for layer_ in self.net.decoder.layers]
+                features, extra = self.net.decoder(tokens, encoder_out=encoder_out, features_only=True)
+                if state is not None and len(state) != len(self._modules):  # fairseq changed its layers
+                    raise RuntimeError("priming the incremental state failed; use load_model(..., incremental=False)")
+        finally:
+            for h in hooks:
+                h.remove()
         self.calls["decoder"] += 1
-        self.calls["decoder_rows"] += len(rows)
-        logits = self.net.decoder.output_layer(features[:, -1:])
-        logprobs = self.net.get_normalized_probs((logits, extra), log_probs=True)[:, -1].float()
-        attn = extra["attn"][0][:, -1].float()
+        self.calls["decoder_rows"] += len(queries)
+        rows = torch.arange(len(queries), device=self.device)
+        pos = (torch.full_like(rows, features.size(1) - 1) if stepping
+               else torch.tensor([len(t) - 1 for t in targets], device=self.device))
+        attns[last] = extra["attn"][0]
+        picked = features[rows, pos].unsqueeze(1)  # project just each row's last position onto the vocabulary
+        logits = self.net.decoder.output_layer(picked)
+        logprobs = self.net.get_normalized_probs((logits, extra), log_probs=True)[:, 0].float()
+        attn = {i: a[rows, pos].float() for i, a in attns.items()}
         if state is not None:
-            for q, s in zip(queries, _split(state, self._modules, len(rows))):
+            for q, s in zip(queries, _split(state, self._modules, [len(q.src) for q in queries])):
                 self._dec[(q.src, q.prefix)] = s
-        return {q: Answer(logprobs[i].cpu(), attn[i, :len(q.src)].cpu()) for i, q in enumerate(queries)}
+        return {q: Answer(logprobs[i].cpu(),
+                          attn[last if q.attn_layer is None else q.attn_layer % (last + 1)][i, :len(q.src)].cpu())
+                for i, q in enumerate(queries)}
 
     def clear_cache(self) -> None:
         self._enc.clear()

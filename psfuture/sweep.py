@@ -12,20 +12,18 @@ repeats its first `cost_limit` sentences that way.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from psfuture.calibration import Calibration, interpolate, load_calibration, pick_threshold  # noqa: F401
+from psfuture.calibration import Calibration
 from psfuture.errors import ConfigError
 from psfuture.model import Model
 from psfuture.policies import POLICIES, AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
-from psfuture.session import Session
+from psfuture.session import Session, run_batched
 
 LATENCY = ("AL", "LAAL", "DAL", "AP", "ATD")
 THRESHOLDS = {  # per divergence: from "writes almost always" to "waits almost always"
@@ -57,15 +55,65 @@ def read_corpus(src: str | Path, ref: str | Path, limit: int | None = None) -> C
     return Corpus([s for s, _ in pairs], [r for _, r in pairs], f"{Path(src).name}[:{len(pairs)}]")
 
 
-def stream(model, policy: Policy, sentence: str, **session_kw) -> Session:
-    """One sentence through a Session exactly as SimulEval feeds an agent."""
+def stream(model, policy: Policy, sentence: str, *, steps: list | None = None, **session_kw) -> Session:
+    """One sentence through a Session exactly as SimulEval feeds an agent. `steps`, if given, gets the
+    seconds of model work done after each word arrived (the last one includes the end of the source)."""
     s = Session(model, policy, **session_kw)
     words = sentence.split()
-    for w in words[:-1]:
-        s.push(w)
-    s.push(words[-1], run=False)
-    s.finish()
+    for i, w in enumerate(words):
+        start = time.perf_counter()
+        if i < len(words) - 1:
+            s.push(w)
+        else:
+            s.push(w, run=False)
+            s.finish()
+        if steps is not None:
+            steps.append(time.perf_counter() - start)
     return s
+
+
+def computation_aware_al(delays: Sequence[int], steps: Sequence[float], reference: str, rate: float) -> float:
+    """AL in milliseconds as a listener would feel it on this hardware: source word i (1-based) is spoken
+    by i/rate s, the step it triggers starts once it has arrived and the previous step is done, and a
+    target word appears when the step that wrote it ends. SimulEval's own AL (reference length) on those
+    times; SimulEval refuses computation-aware latency for text input, so the times are simulated here."""
+    from simuleval.evaluator.scorers.latency_scorer import ALScorer
+
+    end, ends = 0.0, []
+    for i, seconds in enumerate(steps, 1):
+        end = max(end, i / rate) + seconds
+        ends.append(1000 * end)
+    ins = _Timed(elapsed=[ends[d - 1] for d in delays], reference=reference,
+                 reference_length=len(reference.split(" ")), source_length=1000 * len(steps) / rate)
+    return float(ALScorer(computation_aware=True, use_ref_len=True).compute(ins))
+
+
+@dataclass
+class _Timed:  # the instance fields SimulEval's AL reads
+    elapsed: list[float]
+    reference: str
+    reference_length: int
+    source_length: float
+
+
+def stream_batched(model, runs: Sequence[tuple[Policy, str]], **session_kw) -> list[Session]:
+    """Many (policy, sentence) runs, each fed exactly as `stream` feeds one, in lockstep: each round
+    every unfinished run reads its next word, then the model work of the whole round goes through
+    shared model calls (session.run_batched). Runs of equally long sentences stay in step, so each call
+    sees sources and target prefixes of similar length (little padding) and their final decodes share
+    calls too."""
+    sessions = [Session(model, policy, **session_kw) for policy, _ in runs]
+    words = [sentence.split() for _, sentence in runs]
+    for r in range(max(map(len, words), default=0)):
+        active = []
+        for s, w in zip(sessions, words):
+            if r < len(w):
+                s.push(w[r], run=False)
+                if r == len(w) - 1:  # the last word arrives together with the end of the source
+                    s.finish(run=False)
+                active.append(s)
+        run_batched(model, active)
+    return sessions
 
 
 class MemoModel:
@@ -132,6 +180,9 @@ class Result:
     bleu_signature: str
     model_sha256: str
     model: str = ""  # the model's name: sweeps may compare models (e.g. offline vs P2F)
+    CA_AL_ms: float | None = None  # computation-aware AL in ms at `rate` words/s (see computation_aware_al)
+    cost_sentences: int = 0  # the first sentences the cost columns were measured on, one live stream each
+    rate: float = 2.5  # source words per second of the computation-aware AL
     predictions: list[str] = field(default_factory=list, repr=False)
     delays: list[list[int]] = field(default_factory=list, repr=False)
 
@@ -148,53 +199,89 @@ class _Streamed:
     delays: list[list[int]] = field(default_factory=list)
     calls: int = 0
     seconds: float = 0.0
+    ca_al_ms: list[float] = field(default_factory=list)
 
 
-def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], memo: bool, bar,
+def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], bar, batch: int = 1,
                 **session_kw) -> list[_Streamed]:
-    front = MemoModel(model) if memo else model
-    out = [_Streamed() for _ in policies]
-    for sentence in sources:
-        if memo:
+    """Stream `sources` under every policy, `batch` sentences of equal (or nearly equal) word count at a
+    time, all policies of those sentences together (stream_batched), sharing one answer memo."""
+    out = [_Streamed(predictions=[""] * len(sources), delays=[[] for _ in sources]) for _ in policies]
+    front = MemoModel(model)
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) if batch > 1 else range(len(sources))
+    order = list(order)
+    cache_size = model.cache_size
+    model.cache_size = max(cache_size, 4 * batch * len(policies))  # every live run's states fit
+    try:
+        for start in range(0, len(order), batch):
             front.clear()
+            runs = [(k, i) for i in order[start:start + batch] for k in range(len(policies))]
+            sessions = stream_batched(front, [(policies[k], sources[i]) for k, i in runs], **session_kw)
+            for (k, i), s in zip(runs, sessions):
+                out[k].predictions[i], out[k].delays[i] = s.text, list(s.delays)
+            bar.update(len(runs))
+    finally:
+        model.cache_size = cache_size
+        front.clear()
+    return out
+
+
+def _stream_timed(model: Model, sources: Sequence[str], references: Sequence[str], policies: Sequence[Policy],
+                  bar, rate: float, **session_kw) -> list[_Streamed]:
+    """Every run alone, as one live stream, from empty caches: its own seconds, model calls and
+    computation-aware AL at `rate` source words per second."""
+    out = [_Streamed() for _ in policies]
+    for sentence, reference in zip(sources, references):
         for o, policy in zip(out, policies):
-            if not memo:
-                model.clear_cache()  # cost columns: every configuration pays for its own work
-            start = time.perf_counter()
-            s = stream(front, policy, sentence, **session_kw)
-            o.seconds += time.perf_counter() - start
+            model.clear_cache()
+            steps: list[float] = []
+            s = stream(model, policy, sentence, steps=steps, **session_kw)
+            o.seconds += sum(steps)
             o.calls += s.stats.encoder_calls + s.stats.decoder_calls
             o.predictions.append(s.text)
             o.delays.append(list(s.delays))
+            if s.delays:
+                o.ca_al_ms.append(computation_aware_al(s.delays, steps, reference, rate))
             bar.update()
     return out
 
 
 def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False,
-        cost_limit: int | None = None, progress: bool = True, desc: str = "sweep", **session_kw) -> list[Result]:
+        cost_limit: int | None = None, batch: int = 1, rate: float = 2.5, progress: bool = True,
+        desc: str = "sweep", **session_kw) -> list[Result]:
     """Stream every sentence of `corpus` under every policy; score each policy.
 
-    memo=False: each run pays its own way, and its time and model calls are the cost columns.
-    memo=True: runs of the same sentence share model answers (identical results, far faster); the
-    cost columns then come from repeating the first `cost_limit` sentences without sharing (none if 0/None).
+    memo=False: each run streams alone, as one live stream, and pays its own way: its time, model calls
+    and computation-aware AL (ms, at `rate` source words/s) are the cost columns.
+    memo=True: the runs of `batch` sentences under all policies go together, sharing model calls and a
+    memo of model answers (same translations and delays as batch=1 up to float rounding in near-ties,
+    far faster); the cost columns then come from repeating the first `cost_limit` sentences the
+    memo=False way (none if 0/None).
     """
     from tqdm import tqdm
 
-    cost_sources = corpus.sources[:cost_limit or 0] if memo else []
-    bar = tqdm(total=(len(corpus) + len(cost_sources)) * len(policies), desc=desc, disable=not progress, unit="run")
-    streamed = _stream_all(model, corpus.sources, policies, memo, bar, **session_kw)
-    cost = _stream_all(model, cost_sources, policies, False, bar, **session_kw) if cost_sources else None
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"batch={batch!r}: the number of sentences streamed together must be an integer >= 1")
+    if not (isinstance(rate, (int, float)) and rate > 0):
+        raise ConfigError(f"rate={rate!r}: the speaking rate must be a positive number of words per second")
+    n_cost = min(cost_limit or 0, len(corpus)) if memo else len(corpus)
+    bar = tqdm(total=(len(corpus) * memo + n_cost) * len(policies), desc=desc, disable=not progress, unit="run")
+    cost = (_stream_timed(model, corpus.sources[:n_cost], corpus.references[:n_cost], policies, bar, rate,
+                          **session_kw) if n_cost else None)
+    streamed = _stream_all(model, corpus.sources, policies, bar, batch, **session_kw) if memo else cost
     bar.close()
-    cost, cost_sources = (cost, cost_sources) if memo else (streamed, corpus.sources)
-    words = sum(len(s.split()) for s in cost_sources)
+    words = sum(len(s.split()) for s in corpus.sources[:n_cost])
     results = []
     for i, (policy, o) in enumerate(zip(policies, streamed)):
         score, signature = bleu(o.predictions, corpus.references)
         lat = latency_scores(corpus.sources, corpus.references, o.delays, o.predictions)
+        c = cost[i] if cost else None
         results.append(Result(policy.name, policy.settings(), policy.signature(), score, **lat,
                               sentences=len(corpus),
-                              seconds_per_sentence=cost[i].seconds / len(cost_sources) if cost else None,
-                              calls_per_word=cost[i].calls / words if cost else None, bleu_signature=signature,
+                              seconds_per_sentence=c.seconds / n_cost if c else None,
+                              calls_per_word=c.calls / words if c else None,
+                              CA_AL_ms=sum(c.ca_al_ms) / len(c.ca_al_ms) if c and c.ca_al_ms else None,
+                              cost_sentences=n_cost, rate=rate, bleu_signature=signature,
                               model_sha256=model.info.get("sha256", ""), model=model.info.get("name", ""),
                               predictions=o.predictions, delays=o.delays))
     return results
@@ -277,124 +364,11 @@ def parse_grid(specs: Iterable[str], base: Sequence[Policy]) -> list[Policy]:
 
 
 # ---- calibration -----------------------------------------------------------------------------------
-def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True,
+def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True, batch: int = 16,
               **session_kw) -> Calibration:
     base = base or PsFuture()
     results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in THRESHOLDS[base.divergence]],
-                  memo=True, progress=progress, desc="calibrate", **session_kw)
+                  memo=True, batch=batch, progress=progress, desc="calibrate", **session_kw)
     settings = {k: v for k, v in base.settings().items() if k != "threshold"}
     return Calibration(model.info.get("sha256", ""), base.name, settings, [(r.AL, r.settings["threshold"])
                                                                            for r in results])
-
-
-# ---- reports -----------------------------------------------------------------------------------------
-def write_table(path: Path, results: Sequence[Result]) -> None:
-    rows = [r.row() for r in results]
-    with open(path.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    path.with_suffix(".json").write_text(json.dumps(
-        [dict(r.row(), settings=r.settings, predictions=r.predictions, delays=r.delays) for r in results],
-        indent=1) + "\n")
-
-
-def _fmt(x, digits=2) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Model | Sequence[Model],
-             corpus: Corpus) -> str:
-    models = [models] if isinstance(models, Model) else list(models)
-    several = _several_models(results)
-    title = " vs ".join(m.info.get("name", "") for m in models)
-    lines = [f"# Sweep: {title} on {corpus.name}", "",
-             *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`" for m in models),
-             f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
-             "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
-             "SimulEval-identical stream", "",
-             "| " + "model | " * several
-             + "policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word |",
-             "|---" * (10 + several) + "|"]
-    for r in results:
-        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
-        lines.append("| " + f"{r.model} | " * several + f"{r.policy} | {settings} | {r.BLEU:.2f} | {_fmt(r.AL)} | "
-                     f"{_fmt(r.LAAL)} | {_fmt(r.DAL)} | {_fmt(r.AP, 3)} | {_fmt(r.ATD)} | "
-                     f"{_fmt(r.seconds_per_sentence, 3)} | {_fmt(r.calls_per_word)} |")
-    curves = {label: group for label, group in curves_of(results).items() if len(group) > 1}
-    if curves:
-        lines += ["", "## BLEU at equal latency", "",
-                  "Interpolated along each curve between its measured points ('-': the curve does not reach it).", "",
-                  "| curve | " + " | ".join(f"BLEU@{m}={a}" for m, a in EQUAL_AT) + " |",
-                  "|---" * (1 + len(EQUAL_AT)) + "|"]
-        for label, group in curves.items():
-            at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
-            lines.append(f"| {label} | " + " | ".join(_fmt(x) for x in at) + " |")
-    if ablation:
-        lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
-                  "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
-                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
-                  "| points (AL, BLEU) |",
-                  "|---|---|---|---|---|---|---|"]
-        for key, group in _variants(ablation).items():
-            pts = [(r.AL, r.BLEU) for r in group]
-            at = [interpolate(pts, a) for a in (2, 3, 4)]
-            form, eos, div = key
-            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted(pts))
-            lines.append(f"| {form} | {eos} | {div} | {_fmt(at[0])} | {_fmt(at[1])} | {_fmt(at[2])} | {curve} |")
-    return "\n".join(lines) + "\n"
-
-
-EQUAL_AT = (("AL", 2), ("AL", 3), ("AL", 4), ("LAAL", 3), ("LAAL", 4))
-
-
-def _several_models(results: Sequence[Result]) -> bool:
-    return len({r.model for r in results}) > 1
-
-
-def curves_of(results: Sequence[Result]) -> dict[str, list[Result]]:
-    """Results grouped into latency curves: one per model and policy family (see curve_label);
-    the model's name leads the label when the results come from several models."""
-    several = _several_models(results)
-    policies = [POLICIES[r.policy](**r.settings) for r in results]
-    curves: dict = {}
-    for r, p in zip(results, policies):
-        if r.policy != "offline":
-            curves.setdefault((f"{r.model}: " if several else "") + curve_label(p, policies), []).append(r)
-    return curves
-
-
-def _variants(results: Sequence[Result]) -> dict:
-    groups: dict = {}
-    for r in results:
-        s = r.settings
-        form = f"{s['placeholder']} x{s['k']}" + ("" if s.get("future_eos", True) else " (no EOS)")
-        groups.setdefault((form, s["prefix_eos"], s["divergence"]), []).append(r)
-    return groups
-
-
-def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
-    """BLEU vs AL and vs LAAL: one curve per model and policy configuration family, offline BLEU as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves = curves_of(results)
-    several = _several_models(results)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, metric in zip(axes, ("AL", "LAAL")):
-        for label, group in curves.items():
-            pts = sorted((getattr(r, metric), r.BLEU) for r in group)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        for r, style in zip([r for r in results if r.policy == "offline"], ("--", ":", "-.")):
-            ax.axhline(r.BLEU, color="gray", linestyle=style,
-                       label=f"{r.model}: offline (greedy)" if several else "offline (greedy)")
-        ax.set_xlabel(f"{metric} (source words)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("BLEU")
-    axes[1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -134,3 +134,33 @@ def test_small_cache_keeps_states_a_later_group_needs(tiny_model_dir, stateless)
     for g, w in zip(got, want):
         torch.testing.assert_close(g.logprobs, w.logprobs, atol=1e-5, rtol=0)
     assert m.calls["decoder"] == 3 and len(m._dec) == 1
+
+
+def test_any_mix_is_two_decoder_calls_equal_to_one_at_a_time(model, stateless):
+    """Sources, prefix lengths, attention layers and cached/uncached parents all mixed in one call."""
+    v = model.vocab
+    words = SENTENCE.split()
+    srcs = [model.encode(" ".join(words[:n])) + tail for n, tail in
+            ((2, (v.eos,)), (4, ()), (5, (v.unk, v.eos)), (7, (v.pad, v.eos)), (9, (v.eos,)))]
+    prefixes = {s: greedy_ids(stateless, s, 6)[0] for s in srcs}
+    model.clear_cache()
+    # Cache parents of different lengths: these rows will step; the others need whole prefixes.
+    warm = [Query(s, prefixes[s][:k]) for s, k in zip(srcs, (0, 2, 4, 1, 3))]
+    model.next_token(warm)
+    mix = [Query(s, prefixes[s][:k + 1], layer)
+           for (s, k), layer in zip(zip(srcs, (0, 2, 4, 1, 3)), (None, 0, None, 0, None))]
+    mix += [Query(srcs[0], prefixes[srcs[0]][:5]), Query(srcs[3], (), 0), Query(srcs[4], prefixes[srcs[4]][:6])]
+    before = dict(model.calls)
+    got = model.next_token(mix)
+    assert model.calls["decoder"] - before["decoder"] == 2
+    assert model.calls["encoder"] - before.get("encoder", 0) == 0
+    for q, a in zip(mix, got):
+        (alone,) = stateless.next_token([q])
+        assert int(a.logprobs.argmax()) == int(alone.logprobs.argmax())
+        torch.testing.assert_close(a.logprobs, alone.logprobs, atol=1e-4, rtol=0)
+        torch.testing.assert_close(a.attn, alone.attn, atol=1e-5, rtol=0)
+        assert a.attn.shape == (len(q.src),)
+    # The stepped states were stored without the batch's padding: stepping again stays exact.
+    nxt = [Query(q.src, q.prefix + (int(a.logprobs.argmax()),), q.attn_layer) for q, a in zip(mix, got)]
+    for q, a in zip(nxt, model.next_token(nxt)):
+        torch.testing.assert_close(a.logprobs, stateless.next_token([q])[0].logprobs, atol=1e-4, rtol=0)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from psfuture import agents, sweep
+from psfuture import agents, report, sweep
 from psfuture.errors import ConfigError
 from psfuture.model import load_model
-from psfuture.policies import AlignAtt, Offline, PsFuture, WaitK
+from psfuture.policies import AlignAtt, LocalAgreement, Offline, PsFuture, WaitK
 
 ROOT = Path(__file__).resolve().parents[1]
 CAP = {"max_len_a": 1.0, "max_len_b": 5}  # the tiny model repeats itself up to the length cap
@@ -162,8 +162,56 @@ def test_equal_latency_table_interpolates_each_curve():
     rows = [result("psfuture", PsFuture(threshold=t).settings(), b, a, m)
             for m, pts in (("off", ((0.1, 10.0, 2.0), (0.2, 14.0, 4.0))), ("p2f", ((0.1, 12.0, 2.0), (0.2, 16.0, 4.0))))
             for t, b, a in pts]
-    curves = sweep.curves_of(rows)
+    curves = report.curves_of(rows)
     assert list(curves) == ["off: psfuture", "p2f: psfuture"]
-    md = sweep.markdown(rows, [], [], sweep.Corpus([], [], "x"))
+    md = report.markdown(rows, [], [], sweep.Corpus([], [], "x"))
     assert "| off: psfuture | 10.00 | 12.00 | 14.00 | 12.00 | 14.00 |" in md
     assert "| p2f: psfuture | 12.00 | 14.00 | 16.00 | 14.00 | 16.00 |" in md
+
+
+def test_batched_sweep_equals_one_sentence_at_a_time(model):
+    """Mixed sentence lengths, every policy family: batch N gives batch 1's translations and delays, and
+    both equal streaming each sentence alone; batching takes fewer model calls."""
+    lines = (FIXTURES / "tiny.de").read_text(encoding="utf-8").splitlines()
+    refs = (FIXTURES / "tiny.en").read_text(encoding="utf-8").splitlines()
+    picks = [i for i in range(300, 400) if 3 <= len(lines[i].split()) <= 14][:7]
+    c = sweep.Corpus([lines[i] for i in picks], [refs[i] for i in picks], "mixed")
+    assert len({len(s.split()) for s in c.sources}) >= 4
+    policies = [Offline(), WaitK(k=2), LocalAgreement(), AlignAtt(frames=1), AlignAtt(frames=2, layer=0),
+                PsFuture(threshold=0.1), PsFuture(threshold=0.5), PsFuture(threshold=0.3, prefix_eos=True, k=2)]
+    runs = {}
+    for batch in (1, 4):
+        before = model.calls["encoder"] + model.calls["decoder"]
+        runs[batch] = sweep.run(model, c, policies, memo=True, batch=batch, progress=False, **CAP)
+        runs[batch, "calls"] = model.calls["encoder"] + model.calls["decoder"] - before
+    for policy, one, many in zip(policies, runs[1], runs[4]):
+        assert (one.predictions, one.delays) == (many.predictions, many.delays), policy
+        alone = [sweep.stream(model, policy, s, **CAP) for s in c.sources]
+        assert one.predictions == [s.text for s in alone] and one.delays == [list(s.delays) for s in alone]
+    assert runs[4, "calls"] < runs[1, "calls"]
+
+
+def test_computation_aware_al():
+    from simuleval.evaluator.scorers.latency_scorer import ALScorer
+
+    ref = "a b c d"
+    # No compute: the AL of the word delays, in ms at 2 words/s.
+    delays = [2, 3, 4, 4]
+    words = ALScorer(use_ref_len=True).compute(type("I", (), {"delays": delays, "reference": ref,
+                                                              "reference_length": 4, "source_length": 4})())
+    assert sweep.computation_aware_al(delays, [0.0] * 4, ref, rate=2.0) == pytest.approx(500 * words)
+    # A slow step delays everything after it: word 2 arrives at 1.0 s, its step ends at 1.2; word 3
+    # arrives at 1.5, its step takes 2 s (ends 3.5); word 4's cannot start before 3.5 (ends 3.6).
+    # Target words appear at 1.2, 3.5, 3.6, 3.6 s; the source lasts 2 s, so tau = 2 and the lag of
+    # target word t is its time minus (t - 1) * 2000 / 4 ms.
+    want = (1200 + (3500 - 500)) / 2
+    assert sweep.computation_aware_al(delays, [0.0, 0.2, 2.0, 0.1], ref, rate=2.0) == pytest.approx(want)
+
+
+def test_cost_columns_carry_computation_aware_latency(model, corpus):
+    c = sweep.read_corpus(corpus / "test.de", corpus / "test.en", limit=2)
+    (r,) = sweep.run(model, c, [PsFuture(threshold=0.3)], memo=True, cost_limit=2, rate=4.0, progress=False, **CAP)
+    assert r.cost_sentences == 2 and r.rate == 4.0
+    assert r.CA_AL_ms >= r.AL * 1000 / 4.0 - 1e-6  # compute only ever adds to the ideal lag
+    with pytest.raises(ConfigError, match="batch"):
+        sweep.run(model, c, [PsFuture()], memo=True, batch=0, progress=False)

@@ -1,0 +1,159 @@
+"""Sweep reports: result tables (csv/json), the markdown summary with BLEU at equal latency and its
+paired bootstrap, and the BLEU/latency plot."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from psfuture.calibration import interpolate
+from psfuture.model import Model
+from psfuture.policies import POLICIES
+from psfuture.significance import compare_curves
+from psfuture.sweep import Corpus, Result, curve_label
+
+
+def write_table(path: Path, results: Sequence[Result]) -> None:
+    rows = [r.row() for r in results]
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    path.with_suffix(".json").write_text(json.dumps(
+        [dict(r.row(), settings=r.settings, predictions=r.predictions, delays=r.delays) for r in results],
+        indent=1) + "\n")
+
+
+def _fmt(x, digits=2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Model | Sequence[Model],
+             corpus: Corpus) -> str:
+    models = [models] if isinstance(models, Model) else list(models)
+    several = _several_models(results)
+    title = " vs ".join(m.info.get("name", "") for m in models)
+    lines = [f"# Sweep: {title} on {corpus.name}", "",
+             *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`" for m in models),
+             f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
+             "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
+             "SimulEval-identical stream",
+             f"- cost columns (s/sent, calls/word, CA-AL ms): the first {results[0].cost_sentences if results else 0} "
+             "sentences again, each alone as one live stream from empty caches on this machine; CA-AL: AL in ms "
+             f"when source words arrive at {results[0].rate if results else 0:g} words/s and each step's compute "
+             "delays what follows", "",
+             "| " + "model | " * several
+             + "policy | settings | BLEU | AL | LAAL | DAL | AP | ATD | s/sent | calls/word | CA-AL ms |",
+             "|---" * (11 + several) + "|"]
+    for r in results:
+        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
+        lines.append("| " + f"{r.model} | " * several + f"{r.policy} | {settings} | {r.BLEU:.2f} | {_fmt(r.AL)} | "
+                     f"{_fmt(r.LAAL)} | {_fmt(r.DAL)} | {_fmt(r.AP, 3)} | {_fmt(r.ATD)} | "
+                     f"{_fmt(r.seconds_per_sentence, 3)} | {_fmt(r.calls_per_word)} | {_fmt(r.CA_AL_ms, 0)} |")
+    curves = {label: group for label, group in curves_of(results).items() if len(group) > 1}
+    if curves:
+        lines += ["", "## BLEU at equal latency", "",
+                  "Interpolated along each curve between its measured points ('-': the curve does not reach it).", "",
+                  "| curve | " + " | ".join(f"BLEU@{m}={a}" for m, a in EQUAL_AT) + " |",
+                  "|---" * (1 + len(EQUAL_AT)) + "|"]
+        for label, group in curves.items():
+            at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
+            lines.append(f"| {label} | " + " | ".join(_fmt(x) for x in at) + " |")
+        lines += bootstrap_lines(curves, corpus.references)
+    if ablation:
+        lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
+                  "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
+                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
+                  "| points (AL, BLEU) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, group in _variants(ablation).items():
+            pts = [(r.AL, r.BLEU) for r in group]
+            at = [interpolate(pts, a) for a in (2, 3, 4)]
+            form, eos, div = key
+            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted(pts))
+            lines.append(f"| {form} | {eos} | {div} | {_fmt(at[0])} | {_fmt(at[1])} | {_fmt(at[2])} | {curve} |")
+    return "\n".join(lines) + "\n"
+
+
+EQUAL_AT = (("AL", 2), ("AL", 3), ("AL", 4), ("LAAL", 3), ("LAAL", 4))
+
+
+def comparisons(curves: dict[str, list[Result]], references: Sequence[str], n_samples: int = 1000) -> list:
+    """Every PsFuture curve against every other curve at each EQUAL_AT point (paired bootstrap)."""
+    ours = [label for label in curves if "psfuture" in label]
+    pairs = [(a, b) for a in ours for b in curves if b != a and not (b in ours and ours.index(b) < ours.index(a))]
+    out = []
+    for metric, at in EQUAL_AT:
+        points = {label: [(getattr(r, metric), r.predictions) for r in group] for label, group in curves.items()}
+        out += compare_curves(points, pairs, references, metric, at, n_samples)
+    return out
+
+
+def bootstrap_lines(curves: dict[str, list[Result]], references: Sequence[str]) -> list[str]:
+    rows = comparisons(curves, references) if references and all(
+        r.predictions for group in curves.values() for r in group) else []
+    if not rows:
+        return []
+    lines = ["", "## Paired bootstrap at equal latency", "",
+             "A - B in BLEU at the same latency, each side interpolated between its two bracketing configurations "
+             "on the same resampled sentences (psfuture.significance); 95% interval of the difference and "
+             f"sacrebleu's paired-bootstrap p-value. Signature: `{rows[0].signature}`.", "",
+             "| A | B | at | BLEU A | BLEU B | A - B | 95% interval | p |", "|---|---|---|---|---|---|---|---|"]
+    for c in rows:
+        lines.append(f"| {c.a} | {c.b} | {c.metric}={c.at:g} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | {c.delta:+.2f} | "
+                     f"[{c.ci[0]:+.2f}, {c.ci[1]:+.2f}] | {c.p:.4f} |")
+    return lines
+
+
+def _several_models(results: Sequence[Result]) -> bool:
+    return len({r.model for r in results}) > 1
+
+
+def curves_of(results: Sequence[Result]) -> dict[str, list[Result]]:
+    """Results grouped into latency curves: one per model and policy family (see curve_label);
+    the model's name leads the label when the results come from several models."""
+    several = _several_models(results)
+    policies = [POLICIES[r.policy](**r.settings) for r in results]
+    curves: dict = {}
+    for r, p in zip(results, policies):
+        if r.policy != "offline":
+            curves.setdefault((f"{r.model}: " if several else "") + curve_label(p, policies), []).append(r)
+    return curves
+
+
+def _variants(results: Sequence[Result]) -> dict:
+    groups: dict = {}
+    for r in results:
+        s = r.settings
+        form = f"{s['placeholder']} x{s['k']}" + ("" if s.get("future_eos", True) else " (no EOS)")
+        groups.setdefault((form, s["prefix_eos"], s["divergence"]), []).append(r)
+    return groups
+
+
+def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
+    """BLEU vs AL and vs LAAL: one curve per model and policy configuration family, offline BLEU as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = curves_of(results)
+    several = _several_models(results)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, metric in zip(axes, ("AL", "LAAL")):
+        for label, group in curves.items():
+            pts = sorted((getattr(r, metric), r.BLEU) for r in group)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        for r, style in zip([r for r in results if r.policy == "offline"], ("--", ":", "-.")):
+            ax.axhline(r.BLEU, color="gray", linestyle=style,
+                       label=f"{r.model}: offline (greedy)" if several else "offline (greedy)")
+        ax.set_xlabel(f"{metric} (source words)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("BLEU")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
