@@ -52,8 +52,9 @@ sweep: $(STAMP)
 	$(PY) eval/sweep.py --model checkpoints/offline --model checkpoints/p2f --limit 100 --ablation none --threads 1 \
 	  --cost-limit 10 --out eval/results/sweep_p2f
 
+# 1, 4, 8, 16, 32 streams at 2.5 words/s: one process with 2 torch threads against 2 worker processes x 1 thread.
 bench: $(STAMP)
-	$(PY) eval/bench_stream.py
+	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 --threads 2 1
 
 clean:
 	rm -rf $(VENV) build

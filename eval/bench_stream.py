@@ -4,11 +4,15 @@ Starts `psfuture serve` in a subprocess (the server gets its own process, as in 
 N simulated speakers against it, each sending German word by word at --wps words/s, sentence after
 sentence, for --seconds. For each English word it measures the time from the arrival of the German
 word that released it (the word whose reading let the policy write it; for words written once the
-sentence ended, the "end" message) to its arrival at the client: p50/p95/max per concurrency level.
+sentence ended, the "end" message) to its arrival at the client: p50/p95/max per concurrency level,
+and the server's CPU time per source word (all its processes and threads).
 A level "keeps up" when p95 stays below one word interval (1/wps): beyond that the server falls behind.
 
-    python eval/bench_stream.py                       # shipped model, 1..32 streams
-    python eval/bench_stream.py --model DIR --levels 1 4 16 --seconds 20
+Each server setup is a --workers / --threads pair (the lists are zipped); by default one process with
+2 torch threads against `--workers 2` with 1 thread each, side by side:
+
+    python eval/bench_stream.py                       # shipped model, 1..32 streams, both setups
+    python eval/bench_stream.py --model DIR --levels 1 4 16 --seconds 20 --workers 1 --threads 1
 
 Writes eval/results/bench_stream.{json,md}. A benchmark, not a test: numbers depend on the machine.
 """
@@ -21,6 +25,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -99,10 +104,31 @@ async def speaker(url: str, texts: list[str], wps: float, until: float, start_de
             await receiver
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants (Linux): with --workers the model runs in child processes."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux): what the server spent, whatever else runs."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its live descendants (Linux): what the server
+    spent, whatever else runs. Workers must stay alive through a level (a restarted one would reset)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def level(url: str, texts: list[str], streams: int, wps: float, seconds: float, seed: int,
@@ -132,10 +158,10 @@ def _r(x):
     return None if x is None else round(x, 1)
 
 
-def start_server(args) -> tuple[subprocess.Popen, int]:
+def start_server(args, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
     cmd = [sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--max-streams", "1000",
            "--max-connections", "1000", "--policy", args.policy, "--batch" if args.batch else "--no-batch",
-           "--threads", str(args.threads)]
+           "--workers", str(workers), "--threads", str(threads)]
     if args.model:
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
@@ -157,66 +183,74 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "torch": torch.__version__}
 
 
+def _label(setup: dict) -> str:
+    return f"{setup['workers']} process{'es' if setup['workers'] > 1 else ''} x {setup['threads']} thread{'s' if setup['threads'] > 1 else ''}"
+
+
+def _ratio(b, a):
+    return "" if a in (None, 0) or b is None else f"{b / a:.2f}"
+
+
 def markdown(result: dict) -> str:
-    s = result["signature"]
-    rows = ["| streams | words/s each | p50 ms | p95 ms | max ms | source words | target words | mean AL | "
-            "server CPU ms/word | keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
-    for r in result["levels"]:
-        rows.append(f"| {r['streams']} | {r['wps']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
-                    f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {r['server_cpu_ms_per_word']} | "
-                    f"{'yes' if r['keeps_up'] else 'NO'} |")
-    return "\n".join([
-        "# Streaming benchmark (eval/bench_stream.py)", "",
+    s, c = result["signature"], result["config"]
+    out = ["# Streaming benchmark (eval/bench_stream.py)", ""]
+    if c.get("note"):
+        out += [f"**{c['note']}**", ""]
+    out += [
         "Latency from the arrival of the German word that released an English word (or of the sentence's "
         "`end`, for words written after it) to that English word's arrival at the client, over a websocket on "
-        f"loopback; each stream speaks {result['config']['wps']} words/s, sentence after sentence. "
-        "\"keeps up\": p95 below one word interval. Server CPU: the server process's CPU time per source "
-        "word (all its threads), which other load on the machine does not inflate the way it does latency.", "",
-        *rows, "",
-        f"Most concurrent streams that keep up: **{result['max_streams_keeping_up']}**.", "",
-        f"- model: `{json.dumps(s['model'])}`",
-        f"- policy: `{s['policy']}`; batched model steps: {result['config']['batch']}; "
-        f"torch threads: {result['config']['threads']}",
-        f"- source: `{result['config']['source']}` ({result['config']['sentences']} sentences)",
-        f"- machine: {json.dumps(s['machine'])}",
-        f"- date: {s['date']}", ""])
+        f"loopback; each stream speaks {c['wps']} words/s, sentence after sentence, for {c['seconds']:g} s a level. "
+        "\"keeps up\": p95 below one word interval. Server CPU: the CPU time of all the server's processes "
+        "and threads per source word, which other load on the machine does not inflate the way it does latency.",
+        "", f"Command: `{c['command']}`", ""]
+    for setup in result["setups"]:
+        out += [f"## {_label(setup)} (`psfuture serve --workers {setup['workers']} --threads {setup['threads']}`)", "",
+                "| streams | words/s each | p50 ms | p95 ms | max ms | source words | target words | mean AL | "
+                "server CPU ms/word | keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+        for r in setup["levels"]:
+            out.append(f"| {r['streams']} | {r['wps']} | {r['p50_ms']} | {r['p95_ms']} | {r['max_ms']} | "
+                       f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {r['server_cpu_ms_per_word']} | "
+                       f"{'yes' if r['keeps_up'] else 'NO'} |")
+        out += ["", f"Most concurrent streams that keep up: **{setup['max_streams_keeping_up']}**.", ""]
+    if len(result["setups"]) == 2:
+        a, b = result["setups"]
+        la, lb = _label(a), _label(b)
+        out += [f"## Side by side: {lb} / {la}", "",
+                f"| streams | p95 ms, {la} | p95 ms, {lb} | p95 ratio | CPU ms/word, {la} | CPU ms/word, {lb} | CPU ratio |",
+                "|---:|---:|---:|---:|---:|---:|---:|"]
+        for ra, rb in zip(a["levels"], b["levels"]):
+            out.append(f"| {ra['streams']} | {ra['p95_ms']} | {rb['p95_ms']} | {_ratio(rb['p95_ms'], ra['p95_ms'])} | "
+                       f"{ra['server_cpu_ms_per_word']} | {rb['server_cpu_ms_per_word']} | "
+                       f"{_ratio(rb['server_cpu_ms_per_word'], ra['server_cpu_ms_per_word'])} |")
+        out.append("")
+    goal = [f"{_label(x)}: p95 {r['p95_ms']} ms" for x in result["setups"] for r in x["levels"] if r["streams"] == 16]
+    if goal:
+        out += [f"Goal (issue 9): 16 streams with p95 <= 100 ms (stretch: 50 ms). At 16 streams: {'; '.join(goal)}.", ""]
+    out += [f"Serves the most streams: **{_label(result['best'])}**.", "",
+            f"- model: `{json.dumps(s['model'])}`",
+            f"- policy: `{s['policy']}`; batched model steps: {c['batch']}",
+            f"- source: `{c['source']}` ({c['sentences']} sentences)",
+            f"- machine: {json.dumps(s['machine'])}",
+            f"- date: {s['date']}", ""]
+    return "\n".join(out)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
-    p.add_argument("--policy", default="psfuture")
-    p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--source", type=Path, default=None,
-                   help="German sentences, one a line (default: data/corpus/test.de, else the test fixture)")
-    p.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    p.add_argument("--wps", type=float, default=2.5, help="words per second per stream (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=20.0, help="per level (default: %(default)s)")
-    p.add_argument("--warmup", type=float, default=5.0, help="seconds of one untimed stream first (default: %(default)s)")
-    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--threads", type=int, default=1, help="the server's torch threads (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
-    p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args()
-    source = args.source or next(f for f in (ROOT / "data/corpus/test.de", ROOT / "tests/fixtures/tiny.de")
-                                 if f.exists())
-    texts = sentences(source)
-    proc, port = start_server(args)
-    load_before = os.getloadavg()[0]  # other jobs on the machine slow the server down: say how busy it was
+def run_setup(args, texts: list[str], workers: int, threads: int) -> tuple[dict, dict, str | None]:
+    proc, port = start_server(args, workers, threads)
+    url = f"ws://127.0.0.1:{port}/ws"
     levels = []
     try:
         if args.warmup > 0:  # first calls pay for allocations and caches; not what a running server sees
-            asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, 1, args.wps, args.warmup, args.seed, proc.pid))
+            asyncio.run(level(url, texts, max(1, workers), args.wps, args.warmup, args.seed, proc.pid))
         for n in args.levels:
-            r = asyncio.run(level(f"ws://127.0.0.1:{port}/ws", texts, n, args.wps, args.seconds, args.seed + n,
-                                  proc.pid))
+            r = asyncio.run(level(url, texts, n, args.wps, args.seconds, args.seed + n, proc.pid))
             levels.append(r)
-            print(f"{n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
+            print(f"{workers}x{threads} {n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
                   f"{r['target_words']} words out  server CPU {r['server_cpu_ms_per_word']} ms/word  "
                   f"{'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}", flush=True)
     finally:
         proc.terminate()
-        proc.wait(30)
+        proc.wait(60)
     hello = next((r["_hello"] for r in levels if r["_hello"]), {}) or {}
     policy = next((r["_policy"] for r in levels if r["_policy"]), None)
     for r in levels:
@@ -226,17 +260,60 @@ def main() -> None:
         if not r["keeps_up"]:
             break
         keeping.append(r["streams"])
+    setup = {"workers": workers, "threads": threads, "levels": levels,
+             "max_streams_keeping_up": max(keeping) if keeping else 0}
+    return setup, hello, policy
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    p.add_argument("--policy", default="psfuture")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--source", type=Path, default=None,
+                   help="German sentences, one a line (default: data/corpus/test.de, else the test fixture)")
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    p.add_argument("--wps", type=float, default=2.5, help="words per second per stream (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=20.0, help="per level (default: %(default)s)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of untimed streams first (default: %(default)s)")
+    p.add_argument("--batch", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                   help="server processes of each setup, zipped with --threads (default: %(default)s)")
+    p.add_argument("--threads", type=int, nargs="+", default=[2, 1],
+                   help="torch threads per process of each setup (default: %(default)s)")
+    p.add_argument("--note", default="", help="a label printed atop the table, e.g. 'under load: ...'")
+    p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    if len(args.workers) != len(args.threads) and 1 not in (len(args.workers), len(args.threads)):
+        p.error("give as many --threads as --workers (or one of either)")
+    n = max(len(args.workers), len(args.threads))
+    setups = list(zip(args.workers * n if len(args.workers) == 1 else args.workers,
+                      args.threads * n if len(args.threads) == 1 else args.threads))
+    source = args.source or next(f for f in (ROOT / "data/corpus/test.de", ROOT / "tests/fixtures/tiny.de")
+                                 if f.exists())
+    texts = sentences(source)
+    load_before = os.getloadavg()[0]  # other jobs on the machine slow the server down: say how busy it was
+    results, hello, policy = [], {}, None
+    for workers, threads in setups:
+        setup, h, pol = run_setup(args, texts, workers, threads)
+        results.append(setup)
+        hello, policy = hello or h, policy or pol
+    best = max(results, key=lambda x: (x["max_streams_keeping_up"],
+                                       -(x["levels"][-1]["p95_ms"] or float("inf")) if x["levels"] else 0))
+    argv = [str(Path(a).relative_to(ROOT)) if a.startswith(str(ROOT)) else a for a in sys.argv]
     result = {
         "signature": {"model": hello.get("model"), "policy": policy,
                       "machine": {**machine(), "load_avg_1m_before": round(load_before, 2),
                                   "load_avg_1m_after": round(os.getloadavg()[0], 2)},
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
-        "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "threads": args.threads,
-                   "levels": args.levels,
+        "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "levels": args.levels,
+                   "setups": [{"workers": w, "threads": t} for w, t in setups], "note": args.note,
+                   "command": shlex.join(["python", *argv]),
                    "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
                    "sentences": len(texts), "seed": args.seed},
-        "levels": levels,
-        "max_streams_keeping_up": max(keeping) if keeping else 0,
+        "setups": results,
+        "best": {k: best[k] for k in ("workers", "threads", "max_streams_keeping_up")},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

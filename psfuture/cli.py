@@ -6,6 +6,7 @@ import asyncio
 import codecs
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -32,10 +33,20 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not value > 0 or not math.isfinite(value):  # NaN passes neither comparison
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
         return value
     return parse
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range 0-65535 (0 picks a free port)")
+    return value
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -160,7 +171,7 @@ class _Printer:
 
     def end(self, session) -> None:
         if self.timeline:
-            from .server import _jsonable, average_lagging
+            from .engine import _jsonable, average_lagging
             self._reads(len(self.source))
             al = average_lagging(list(session.delays), len(session.source_words))
             self.out.write(f"END   AL {al} source words; {json.dumps(_jsonable(session.stats))}\n\n")
@@ -213,21 +224,48 @@ def translate(args) -> int:
 
 def serve(args) -> int:
     from .server import EngineOptions, serve as run_server
+    from .supervisor import SupervisorError, WorkerConfig, listen, reserve, supervise
     model, settings = _load(args)
+    try:  # one process: its listening socket; several: the port they will share (see psfuture.supervisor)
+        sock = listen(args.host, args.port) if args.workers == 1 else reserve(args.host, args.port)
+    except OSError as e:
+        raise CliError(_listen_error(args.host, args.port, e)) from None
+    workers = f" with {args.workers} worker processes" if args.workers > 1 else ""
 
     def ready(server):
-        print(f"psfuture: serving on http://{args.host}:{server.port}/ (websocket at ws://{args.host}:{server.port}/ws);"
+        port = sock.getsockname()[1]
+        print(f"psfuture: serving on http://{args.host}:{port}/ (websocket at ws://{args.host}:{port}/ws){workers};"
               " Ctrl-C to stop", file=sys.stderr, flush=True)
 
-    try:
-        asyncio.run(run_server(args.host, args.port, model=model, limits=_limits(args), defaults=settings,
+    if args.workers == 1:
+        asyncio.run(run_server(model=model, limits=_limits(args), defaults=settings, sock=sock, on_ready=ready,
                                engine=EngineOptions(batch=args.batch, calibrate=_calibration(model),
-                                                    threads=args.threads),
-                               on_ready=ready))
-    except OSError as e:
-        raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; "
-                       "pick another --port (0 picks a free one)") from None
+                                                    threads=args.threads)))
+        return 0
+    del model  # each worker loads its own; this one only checked that it loads
+    config = WorkerConfig(args.host, sock.getsockname()[1], None if args.model is None else str(args.model),
+                          _limits(args), settings, batch=args.batch, threads=args.threads, log_level=args.log_level)
+    try:
+        supervise(args.workers, config, on_ready=ready)
+    except SupervisorError as e:
+        raise CliError(str(e)) from None
+    finally:
+        sock.close()
     return 0
+
+
+def _listen_error(host: str, port: int, e: OSError) -> str:
+    import errno
+    import socket
+    where = f"cannot listen on {host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use; pick another --port (0 picks a free one)"
+    if e.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need root); pick a --port of 1024 or more"
+    if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+        return (f"{where}: {e.strerror or e}; --host must be a name or address of this machine "
+                "(127.0.0.1, or 0.0.0.0 for every interface)")
+    return f"{where}: {e.strerror or e}; pick another --host or --port"
 
 
 # --- demo --------------------------------------------------------------------------------------------------
@@ -356,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", parents=[common], help="websocket server and browser demo page")
     p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; 0 picks a free port)")
+    p.add_argument("--port", type=_port, default=8765, help="(default: %(default)s; 0 picks a free port)")
+    p.add_argument("--workers", type=_positive(int), default=1,
+                   help="model processes sharing the port, each with --threads torch threads and its own "
+                        "--max-* limits; a stream stays in the process that accepted it. One per core serves "
+                        "the most streams (default: %(default)s)")
     _add_model_options(p)
     _add_limit_options(p)
     p.set_defaults(run=serve)
@@ -368,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="stream sample sentences through a local server and show the English as it comes")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="(default: %(default)s; a free one if it is taken)")
+    p.add_argument("--port", type=_port, default=8765, help="(default: %(default)s; a free one if it is taken)")
     p.add_argument("--wps", type=_positive(float), default=3.0, help="German words per second (default: %(default)s)")
     p.add_argument("--serve", action="store_true", help="keep serving the page after the samples")
     p.add_argument("sentences", nargs="*", help="German sentences to stream instead of the samples")

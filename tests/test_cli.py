@@ -3,6 +3,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -67,8 +68,16 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
     (["translate", "--policy", "nope"], 1, "unknown policy 'nope'"),
     (["serve", "--threshold", "0.1", "--target-al", "3"], 1, "target_al"),
     (["translate", "--set", "k"], 2, "expected NAME=VALUE"),
-    (["serve", "--port", "x"], 2, "invalid int value"),
-    (["demo", "--wps", "0"], 2, "must be > 0"),
+    (["serve", "--port", "x"], 2, "expected a port number 0-65535, got 'x'"),
+    (["demo", "--wps", "0"], 2, "must be a finite number > 0"),
+    (["serve", "--port", "99999"], 2, "--port: 99999 is out of range 0-65535"),
+    (["demo", "--port", "-1"], 2, "--port: -1 is out of range 0-65535"),
+    (["serve", "--workers", "0"], 2, "--workers: must be a finite number > 0"),
+    (["serve", "--idle-timeout", "nan"], 2, "--idle-timeout: must be a finite number > 0"),
+    (["translate", "--target-al", "inf"], 2, "--target-al: must be a finite number > 0"),
+    (["serve", "--threshold", "nan"], 1, "threshold must be a number, not NaN"),
+    (["serve", "--set", "k=-1", "--policy", "waitk"], 1, "k"),
+    (["serve", "--host", "no-such-host.invalid"], 1, "--host must be a name or address of this machine"),
     ([], 2, "required"),
 ])
 def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, args, code, message):
@@ -83,16 +92,29 @@ def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, args, code, messa
     assert "Traceback" not in err
 
 
-def test_serve_translates_and_shuts_down_on_sigterm(tiny_model_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--model",
-                             str(tiny_model_dir), "--policy", "waitk", "--set", "k=2"],
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_says_so(tiny_model_dir, capsys, workers):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        rc = main(["serve", "--model", str(tiny_model_dir), "--port", str(taken.getsockname()[1]), "--workers", workers])
+    err = capsys.readouterr().err
+    assert rc == 1 and "the port is in use; pick another --port (0 picks a free one)" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen, int, str]:
+    """`psfuture serve --port 0 ARGS` in a subprocess, once it serves: the process, its port, its ready line."""
+    proc = subprocess.Popen([sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", *args],
                             stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "serving on" not in line:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "server exited before serving"
+    return proc, int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1)), line
+
+
+def test_serve_translates_and_shuts_down_on_sigterm(tiny_model_dir):
+    proc, port, _ = start_serve("--model", str(tiny_model_dir), "--policy", "waitk", "--set", "k=2")
     try:
-        line = ""
-        while "serving on" not in line:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "server exited before serving"
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
 
         async def client():
             async with connect(f"ws://127.0.0.1:{port}/ws") as ws:

@@ -1,0 +1,243 @@
+"""The model side of the server: one worker thread that owns the model and serves every stream in rounds.
+
+Nothing here knows about sockets or asyncio: `ModelWorker.submit` takes a stream's protocol work and calls
+`deliver(outcome)` on the worker thread when it is done; the adapter (`psfuture.server`) hops it back
+onto its event loop.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .protocol import Drop, Finish, Open, Push, StreamSettings, Work
+
+log = logging.getLogger("psfuture.server")
+
+@dataclass(frozen=True)
+class EngineOptions:
+    batch: bool = True  # run concurrent streams' model steps as one batch
+    warmup: bool = True  # translate a word before serving, so the first client does not pay for cold caches
+    # torch intra-op threads for the model. One: on 2 shared cores a second thread made each word ~8x
+    # slower (threads spin-waiting for a core); it also leaves a core to the event loop. None: torch's.
+    threads: int | None = 1
+    calibrate: Callable[..., float] | None = None  # (policy, target_al, settings=) -> threshold; None: the model's
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class Engine:
+    """Opens translation sessions on one loaded model; used only from the worker thread."""
+
+    def __init__(self, model, calibrate: Callable[..., float] | None = None):
+        self.model = model
+        self.calibrate = calibrate
+
+    def info(self) -> dict:
+        info = getattr(self.model, "info", {}) or {}
+        return {"model": {k: info[k] for k in ("name", "sha256") if k in info}}
+
+    def open(self, settings: StreamSettings):
+        from .session import Session
+        return Session(self.model, settings.to_policy(self.calibrate))
+
+
+def available_policies() -> list[str]:
+    from .policies import POLICIES
+    return list(POLICIES)
+
+
+def average_lagging(delays: list[int], source_len: int) -> float | None:
+    """AL (Ma et al. 2019) in source words, over the target words up to the first written after the whole source."""
+    if not delays or not source_len:
+        return None
+    rate = len(delays) / source_len
+    total, tau = 0.0, 0
+    for i, d in enumerate(delays):
+        total += d - i / rate
+        tau += 1
+        if d >= source_len:
+            break
+    return round(total / tau, 3)
+
+
+# What the worker hands back: calls to make on the connection's ServerProtocol, on the event loop.
+Outcome = list[tuple[str, tuple, dict]]
+
+
+@dataclass
+class _Item:
+    key: Any
+    work: Work
+    since: float  # perf_counter() when it was queued
+    deliver: Callable[[Outcome], None]
+
+
+class ModelWorker:
+    """The one thread that touches the model.
+
+    Each stream's work waits in its own FIFO queue. A round takes the next item of every waiting stream,
+    so streams are served fairly and each stream's steps stay in order; with `batch` the model steps of
+    one round run together (`session.run_batched`: one model call serves every stream in the round).
+    Each source word is one step (the policy decides after every word, as in a SimulEval run), whether
+    the words came one per message or pasted all at once: the translation depends only on the words and
+    the policy, never on how the client chunked them or how busy the server is.
+    """
+
+    def __init__(self, engine: Engine, batch: bool = True, warmup: bool = False, threads: int | None = None):
+        self.engine, self.batch, self.warmup, self.threads = engine, batch, warmup, threads
+        self._queues: dict[Any, collections.deque] = {}
+        self._cond = threading.Condition()
+        self._sessions: dict[Any, Any] = {}
+        self._stopping = False
+        self.rounds = 0
+        self._thread = threading.Thread(target=self._run, name="psfuture-model", daemon=True)
+        self._thread.start()
+
+    def submit(self, key: Any, work: Work, deliver: Callable[[Outcome], None]) -> None:
+        """Queue work for stream `key`; `deliver(outcome)` is called on the worker thread when done."""
+        with self._cond:
+            if isinstance(work, Drop):
+                self._queues.pop(key, None)  # queued work of a dropped stream is moot
+            queue, now = self._queues.setdefault(key, collections.deque()), time.perf_counter()
+            if isinstance(work, Push):  # one step per word: see the class docstring
+                queue.extend(_Item(key, Push(work.stream, (word,)), now, deliver) for word in work.words)
+            else:
+                queue.append(_Item(key, work, now, deliver))
+            self._cond.notify()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        if self.threads:
+            import torch
+            torch.set_num_threads(self.threads)  # from this thread: OpenMP's thread count is per thread
+        if self.warmup:  # a short PsFuture stream: its first steps allocate and pick kernels for every shape
+            try:
+                session = self.engine.open(StreamSettings())
+                for word in "Guten Morgen , wie geht es Ihnen heute ?".split():
+                    session.push([word])
+                session.finish()
+            except Exception:
+                log.warning("warm-up translation failed", exc_info=True)
+        while True:
+            with self._cond:
+                while not self._queues and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                items = [q.popleft() for q in self._queues.values()]
+                self._queues = {k: q for k, q in self._queues.items() if q}
+            try:
+                self._round(items)
+            except Exception:  # keep serving the other streams whatever happened
+                log.exception("model worker round failed")
+
+    def _round(self, items: list[_Item]) -> None:
+        self.rounds += 1
+        stepping = []  # items whose session has model work to run this round
+        for item in items:
+            try:
+                if self._start(item):
+                    stepping.append(item)
+            except Exception as e:
+                self._fail(item, e)
+        # Reading steps first: a finishing stream decodes the whole rest of its sentence, and the streams
+        # still listening should not wait for that before hearing their next words.
+        for group in ([i for i in stepping if isinstance(i.work, Push)],
+                      [i for i in stepping if isinstance(i.work, Finish)]):
+            if group:
+                self._step(group)
+
+    def _step(self, items: list[_Item]) -> None:
+        try:
+            self._run_sessions([self._sessions[i.key] for i in items])
+        except Exception:  # one stream's failure must not take the others down: retry them one by one
+            log.warning("batched model step failed; rerunning its %d streams one at a time", len(items),
+                        exc_info=True)
+            for item in items:
+                try:
+                    self._run_sessions([self._sessions[item.key]])
+                except Exception as e:
+                    self._fail(item, e)
+        for item in items:
+            if item.key in self._sessions:
+                item.deliver(self._outcome(item))
+
+    def _run_sessions(self, sessions: list) -> None:
+        if self.batch and len(sessions) > 1:
+            from .session import run_batched
+            run_batched(self.engine.model, sessions)
+        else:
+            for session in sessions:
+                session.run()
+
+    def _start(self, item: _Item) -> bool:
+        """Apply the item to its session; True if it left model work to run."""
+        work = item.work
+        if isinstance(work, Drop):
+            self._sessions.pop(item.key, None)
+            return False
+        if isinstance(work, Open):
+            session = self._sessions[item.key] = self.engine.open(work.settings)
+            item.deliver([("opened", (work.stream, {
+                **self.engine.info(), "policy": session.policy.signature(),
+                "settings": work.settings.as_dict()}), {})])
+            return False
+        session = self._sessions.get(item.key)
+        if session is None:  # opening failed and the client has been told
+            return False
+        if isinstance(work, Push):
+            session.push(list(work.words), run=False)
+        else:
+            session.finish(run=False)
+        return True
+
+    def _outcome(self, item: _Item) -> Outcome:
+        session, n = self._sessions[item.key], item.work.stream
+        words = session.pop()
+        delays = list(session.delays[len(session.delays) - len(words):]) if words else []
+        lag_ms = round((time.perf_counter() - item.since) * 1000, 2)
+        outcome: Outcome = [("wrote", (n, words, delays[-1] if delays else 0, delays), {"lag_ms": lag_ms})]
+        if isinstance(item.work, Finish):
+            del self._sessions[item.key]
+            delays = list(session.delays)
+            outcome.append(("finished", (n, session.text), {
+                "words": list(session.target_words), "source_words": len(session.source_words),
+                "delays": delays, "al": average_lagging(delays, len(session.source_words)),
+                "stats": _jsonable(session.stats)}))
+        return outcome
+
+    def _fail(self, item: _Item, e: Exception) -> None:
+        self._sessions.pop(item.key, None)
+        from .errors import PsFutureError
+        if isinstance(e, PsFutureError):
+            code = "bad_setting" if isinstance(item.work, Open) else "engine"
+            message = str(e)
+        else:
+            log.error("model work %s failed for stream %s", type(item.work).__name__, item.key, exc_info=e)
+            code, message = "internal", "internal error; the stream was closed"
+        item.deliver([("failed", (item.work.stream, code, message), {})])
