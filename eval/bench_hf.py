@@ -74,8 +74,10 @@ def tiny_fairseq(work: Path) -> Path:
     for script, *args in (("prepare.py", "--corpus", corpus, "--out", data, "--vocab-size", "1000"),
                           ("train.py", "--data", data, "--work", work / "train", "--preset", "tiny", "--out", out,
                            "--name", "tiny-fairseq")):
-        subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], check=True,
-                       stdout=subprocess.DEVNULL)
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            sys.exit(f"scripts/{script} failed:\n{r.stderr[-2000:]}")
     return out
 
 

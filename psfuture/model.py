@@ -1,4 +1,5 @@
-"""The one model adapter: a fairseq translation transformer plus its SentencePiece model.
+"""The fairseq model adapter (a translation transformer plus its SentencePiece model) and load_model,
+which also opens transformers directories through psfuture.hf_model, behind the same interface.
 
 Every policy and front end talks to the network through `Model.next_token`: a batch of
 (source ids, target prefix ids) queries in, next-token log-probs and cross-attention out.

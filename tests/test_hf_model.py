@@ -133,7 +133,8 @@ def testset(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("agent,settings", [(agents.PsFutureAgent, {"threshold": 0.3}),
+@pytest.mark.parametrize("agent,settings", [(agents.PsFutureAgent, {"threshold": 0.3}), (agents.OfflineAgent, {}),
+                                            (agents.WaitKAgent, {"k": 2}), (agents.LocalAgreementAgent, {}),
                                             (agents.AlignAttAgent, {"frames": 2, "layer": 0})])
 def test_simuleval_agents(agent, settings, testset, hf_dir):
     scores = agents.evaluate(agent, {"source": testset / "test.de", "target": testset / "test.en",
@@ -203,3 +204,10 @@ def test_missing_tokenizer_is_named(hf_dir, tmp_path):
 def test_unknown_target_language_is_a_config_error(hf_dir):
     with pytest.raises(ConfigError, match="tgt_lang='xx_Latn' is not a language code"):
         load_model(hf_dir, tgt_lang="xx_Latn")
+
+
+def test_cli_reports_a_decoder_only_model_in_one_line(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1}))
+    r = subprocess.run([sys.executable, "-m", "psfuture.cli", "translate", "--model", str(tmp_path)], input="",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "not an encoder-decoder" in r.stderr and "Traceback" not in r.stderr
