@@ -97,9 +97,13 @@ def load_hf_model(d: Path, *, device: str = "cpu", incremental: bool = True, cac
 
 
 def _lang_id(tok, lang: str) -> int:
-    for token in (lang, f"__{lang}__"):  # NLLB codes are tokens; M2M100 wraps them
+    # A language code is a special token: NLLB's are the codes themselves, M2M100 wraps them in __..__.
+    # Plain pieces never count ("en" is also an ordinary piece in many vocabularies).
+    get = getattr(tok, "get_lang_id", None)
+    special = set(tok.all_special_ids)
+    for token in (f"__{lang}__", lang):
         i = tok.convert_tokens_to_ids(token)
-        if i is not None and i != tok.unk_token_id:
+        if i is not None and i != tok.unk_token_id and (i in special or get is not None):
             return i
     raise ConfigError(f"tgt_lang={lang!r} is not a language code of this model's tokenizer")
 
@@ -168,7 +172,8 @@ class HFModel:
         return self.tok.convert_ids_to_tokens(list(ids))
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.tok.decode(list(ids), skip_special_tokens=True).strip()
+        tags = set(self.src_prefix + self.tgt_prefix)  # language tags are not always "special" to the tokenizer
+        return self.tok.decode([i for i in ids if i not in tags], skip_special_tokens=True).strip()
 
     def clear_cache(self) -> None:
         self._enc.clear()

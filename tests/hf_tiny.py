@@ -66,3 +66,29 @@ def _train(net, tok, pad: int, steps: int, seed: int) -> float:
         opt.step()
     net.eval()
     return float(loss.detach())
+
+
+def build_tiny_m2m100(out: Path, spm_model: Path) -> Path:
+    """A randomly initialised M2M100 (the NLLB/M2M family: language tags, positions from ids) with its tokenizer."""
+    import sentencepiece as spm
+
+    from psfuture.hf_model import _transformers
+
+    tf = _transformers()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sentencepiece.bpe.model").write_bytes(spm_model.read_bytes())
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for i in range(sp.get_piece_size()):
+        vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    tok = tf.M2M100Tokenizer(vocab_file=str(out / "vocab.json"), spm_file=str(out / "sentencepiece.bpe.model"),
+                             src_lang="de", tgt_lang="en")
+    cfg = tf.M2M100Config(vocab_size=len(vocab) + 200, d_model=32, encoder_layers=2, decoder_layers=2,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                          max_position_embeddings=128, pad_token_id=1, eos_token_id=2, bos_token_id=0,
+                          decoder_start_token_id=2)
+    torch.manual_seed(0)
+    tf.M2M100ForConditionalGeneration(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from hf_tiny import FIXTURES, build_tiny_marian
+from hf_tiny import FIXTURES, build_tiny_m2m100, build_tiny_marian
 
 from psfuture import agents, sweep
 from psfuture.calibration import load_calibration
@@ -43,7 +43,7 @@ def full_forward(m, q):
                 decoder_input_ids=torch.tensor([(m.start,) + m.tgt_prefix + q.prefix]), output_attentions=True)
     logits = out.logits[0, -1].float()
     logits[m.vocab.pad] = -1e9
-    attn = out.cross_attentions[-1 if q.attn_layer is None else q.attn_layer][0, :, -1].mean(0)
+    attn = out.cross_attentions[-1 if q.attn_layer is None else q.attn_layer][0, :, -1].mean(0)[len(m.src_prefix):]
     return torch.log_softmax(logits, -1), attn
 
 
@@ -66,10 +66,11 @@ def test_load_dispatches_on_config_json(model, hf_dir):
     assert model.decode(ids) == SENTENCE and ids == model.encode_word("Und") + model.encode(SENTENCE.split(" ", 1)[1])
 
 
-def test_mixed_batch_equals_full_forward_in_at_most_two_decoder_calls(model):
-    """Different sources, prefix lengths and attention layers in one call, stepping and whole prefixes mixed."""
+def check_mixed_batches(model, sentence=SENTENCE):
+    """Different sources, prefix lengths and attention layers in one call, stepping and whole prefixes mixed:
+    every answer equals a plain forward pass, with at most one encoder and two decoder calls per call."""
     model.clear_cache()
-    srcs = [model.encode(s) + (model.vocab.eos,) for s in (SENTENCE, "Im Anfang", "Und die Erde war wüst und leer")]
+    srcs = [model.encode(s) + (model.vocab.eos,) for s in (sentence, "Im Anfang", "Und die Erde war wüst und leer")]
     srcs.append(srcs[2][:-1])  # a source prefix without EOS, as PsFuture reads it
     prefixes = {s: () for s in srcs}
     for step in range(7):
@@ -84,6 +85,19 @@ def test_mixed_batch_equals_full_forward_in_at_most_two_decoder_calls(model):
             if q.prefix == prefixes[q.src]:
                 prefixes[q.src] = q.prefix + (int(a.logprobs.argmax()),)
     assert min(map(len, prefixes.values())) >= 4 and len(set(map(len, prefixes.values()))) > 1
+
+
+def test_mixed_batch_equals_full_forward_in_at_most_two_decoder_calls(model):
+    check_mixed_batches(model)
+
+
+def test_multilingual_m2m100_with_language_tags(hf_dir, tmp_path):
+    m = load_model(build_tiny_m2m100(tmp_path / "m2m", hf_dir / "source.spm"), src_lang="de", tgt_lang="en")
+    assert m.pieces(m.src_prefix) == ["__de__"] and m.pieces(m.tgt_prefix) == ["__en__"] and m.start == m.vocab.eos
+    check_mixed_batches(m)
+    assert "__en__" not in m.translate([SENTENCE], beam=2)[0]
+    with pytest.raises(ConfigError, match="tgt_lang='xx' is not a language code"):
+        load_model(tmp_path / "m2m", tgt_lang="xx")
 
 
 def test_cached_steps_equal_stateless_model(model, hf_dir):
