@@ -24,7 +24,9 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20"],
+        # Hugging Face seq2seq models (psfuture.hf_model); pinned: the adapter relies on its cache classes.
+        "hf": ["transformers==5.23.0"],
+        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0"],
     },
     entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
 )

@@ -21,6 +21,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", action="append", default=[],
                     help="model directory (default: $PSFUTURE_MODEL or checkpoints/offline); repeat it to compare "
                          "models in one table and plot: the first runs --policies, the others --other-policies")
+    ap.add_argument("--src-lang", help="source language code of multilingual transformers models (NLLB deu_Latn)")
+    ap.add_argument("--tgt-lang", help="target language code of multilingual transformers models (NLLB eng_Latn)")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--dev-src", default=ROOT / "data/corpus/valid.de", type=Path)
@@ -60,7 +62,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        models = [load_model(m) for m in args.model or [None]]
+        models = [load_model(m, src_lang=args.src_lang, tgt_lang=args.tgt_lang) for m in args.model or [None]]
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "

@@ -21,7 +21,7 @@ from psfuture.model import Model, load_model
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
 from psfuture.session import Session, State
 
-_MODELS: dict[str, Model] = {}  # one loaded model per checkpoint, shared by agents in a process
+_MODELS: dict[tuple, Model] = {}  # one loaded model per checkpoint, shared by agents in a process
 
 
 def _flag(value: str) -> bool:
@@ -54,9 +54,10 @@ class SessionAgent(TextToTextAgent):
     policy_class: ClassVar[type[Policy]]
 
     def __init__(self, args: argparse.Namespace):
-        key = str(args.checkpoint)
+        langs = {"src_lang": getattr(args, "src_lang", None), "tgt_lang": getattr(args, "tgt_lang", None)}
+        key = (str(args.checkpoint), *langs.values())
         if key not in _MODELS:
-            _MODELS[key] = load_model(args.checkpoint)
+            _MODELS[key] = load_model(args.checkpoint, **langs)
         self.model = _MODELS[key]
         self.rw_policy = policy_from_args(self.policy_class, args)
         self.max_len = (args.max_len_a, args.max_len_b)
@@ -65,7 +66,10 @@ class SessionAgent(TextToTextAgent):
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--checkpoint", default=None,
-                            help="model directory (default: $PSFUTURE_MODEL or the shipped checkpoints/offline)")
+                            help="model directory, psfuture's or a transformers seq2seq model's "
+                                 "(default: $PSFUTURE_MODEL or the shipped checkpoints/offline)")
+        parser.add_argument("--src-lang", default=None, help="source language code of a multilingual transformers model")
+        parser.add_argument("--tgt-lang", default=None, help="target language code of a multilingual transformers model")
         parser.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
         parser.add_argument("--max-len-b", type=int, default=10)
         add_policy_args(parser, cls.policy_class)

@@ -52,7 +52,11 @@ def _port(text: str) -> int:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and policy (defaults: the shipped model, PsFuture)")
     g.add_argument("--model", metavar="DIR", type=Path, default=None,
-                   help="model directory (checkpoint.pt, dict.*.txt, spm.model, model.json); default: checkpoints/offline")
+                   help="model directory: psfuture's (checkpoint.pt, spm.model, ...) or a transformers seq2seq "
+                        "model's (config.json, ...); default: checkpoints/offline")
+    g.add_argument("--src-lang", default=None, help="source language code of a multilingual transformers model "
+                                                    "(NLLB deu_Latn, M2M100 de); default: the model's")
+    g.add_argument("--tgt-lang", default=None, help="target language code, likewise (eng_Latn, en)")
     g.add_argument("--policy", default=StreamSettings.policy,
                    help="read/write policy: psfuture, waitk, la, alignatt or offline (default: %(default)s)")
     g.add_argument("--threshold", type=float, default=None, help="PsFuture divergence threshold: lower waits longer")
@@ -110,7 +114,7 @@ def _load(args):
     from .errors import PsFutureError
     from .model import load_model
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, src_lang=args.src_lang, tgt_lang=args.tgt_lang)
         settings = _settings(args)
         settings.to_policy(_calibration(model))
     except PsFutureError as e:

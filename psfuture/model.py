@@ -1,4 +1,5 @@
-"""The one model adapter: a fairseq translation transformer plus its SentencePiece model.
+"""The fairseq model adapter (a translation transformer plus its SentencePiece model) and load_model,
+which also opens transformers directories through psfuture.hf_model, behind the same interface.
 
 Every policy and front end talks to the network through `Model.next_token`: a batch of
 (source ids, target prefix ids) queries in, next-token log-probs and cross-attention out.
@@ -45,6 +46,14 @@ class Query:
     attn_layer: int | None = None  # decoder layer whose cross-attention is returned; None = last
 
 
+def check_attn_layers(queries: Sequence[Query], n: int) -> None:
+    """ConfigError for a query asking for a decoder layer that a model of n layers does not have."""
+    for q in queries:
+        if q.attn_layer is not None and not -n <= q.attn_layer < n:
+            raise ConfigError(f"attention layer {q.attn_layer} does not exist: the decoder has {n} layers "
+                              f"(use 0..{n - 1}, negative from the top, or None for the last)")
+
+
 @dataclass(frozen=True)
 class Answer:
     logprobs: torch.Tensor  # [vocab] float32 log-probabilities of the next token
@@ -76,8 +85,9 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def _check_dir(d: Path) -> None:
-    fix = ("A model directory holds checkpoint.pt, dict.<src>.txt, dict.<tgt>.txt, spm.model and model.json "
-           "(see scripts/export_model.py); pass another directory or set PSFUTURE_MODEL.")
+    fix = ("A model directory holds either psfuture's checkpoint.pt, dict.<src>.txt, dict.<tgt>.txt, spm.model and "
+           "model.json (see scripts/export_model.py), or a Hugging Face transformers seq2seq model (config.json, "
+           "weights, tokenizer files); pass another directory or set PSFUTURE_MODEL.")
     if not d.is_dir():
         raise ModelLoadError(f"model directory {d} does not exist. {fix}")
     missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
@@ -108,9 +118,14 @@ def _import_user_tasks(task_name: str) -> None:
 
 
 def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", incremental: bool = True,
-               cache_size: int = 256) -> "Model":
-    """Load a fairseq translation model directory (default: the shipped model) for inference."""
+               cache_size: int = 256, src_lang: str | None = None, tgt_lang: str | None = None) -> "Model":
+    """Load a model directory (default: the shipped model) for inference: a transformers seq2seq model when
+    it holds a config.json (src_lang/tgt_lang: codes of multilingual models), else a fairseq one."""
     d = resolve_model_dir(path)
+    if (d / "config.json").is_file():
+        from psfuture.hf_model import load_hf_model
+        return load_hf_model(d, device=device, incremental=incremental, cache_size=cache_size,
+                             src_lang=src_lang, tgt_lang=tgt_lang)
     _check_dir(d)
     import sentencepiece as spm
     from fairseq import checkpoint_utils
@@ -289,11 +304,7 @@ class Model:
         lengths and attention layers: one encoder call for the sources not cached, then at most two
         decoder calls: one steps every query whose parent state is cached by one token, one runs the
         whole prefix of the others (rows padded and masked)."""
-        n = self.num_decoder_layers
-        for q in queries:
-            if q.attn_layer is not None and not -n <= q.attn_layer < n:
-                raise ConfigError(f"attention layer {q.attn_layer} does not exist: the decoder has {n} layers "
-                                  f"(use 0..{n - 1}, negative from the top, or None for the last)")
+        check_attn_layers(queries, self.num_decoder_layers)
         with self._lock, torch.inference_mode():
             start = time.perf_counter()
             uniq = list(OrderedDict.fromkeys(queries))
