@@ -33,8 +33,9 @@ def main(argv=None) -> None:
                     help="policies run on the second and later --model (default: offline,psfuture)")
     ap.add_argument("--grid", action="append", default=[], metavar="POLICY.SETTING=V1,V2",
                     help="override a grid, e.g. psfuture.threshold=0.1,0.3 or psfuture.divergence=js")
-    ap.add_argument("--ablation", choices=("none", "ofat", "full"), default="ofat",
-                    help="PsFuture ablation on the first model: one factor at a time, the full cross product, or none")
+    ap.add_argument("--ablation", choices=("none", "ofat", "full", "rule"), default="ofat",
+                    help="PsFuture ablation on the first model: one factor at a time, the full cross product, "
+                         "the decision-rule options one at a time (rule), or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
     ap.add_argument("--cost-limit", type=int, default=30,

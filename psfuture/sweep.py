@@ -34,6 +34,7 @@ THRESHOLDS = {  # per divergence: from "writes almost always" to "waits almost a
     "js": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
     "tv": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7),
     "top1": (0.5,),  # write iff both distributions agree on the top token
+    "cos": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4),  # 1 - cos(p, q), in [0, 1]
 }
 
 
@@ -227,11 +228,19 @@ def curve_label(policy: Policy, others: Sequence[Policy]) -> str:
 FORMS = (("unk", 1), ("unk", 2), ("unk", 3), ("bos", 1), ("pad", 1), ("frequent", 1))
 
 
+RULES = ({"divergence": "cos"}, {"agree": True}, {"futures": 2}, {"min_read": 2}, {"min_read": 3},
+         {"write_from": "q"})  # the decision-rule options, one at a time ("rule")
+RULE_SETTINGS = ("futures", "agree", "min_read", "write_from")
+
+
 def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
-    """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), or one factor
-    at a time around the defaults ("ofat"); each over `points` thresholds spread over its divergence's range."""
+    """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), one factor at a
+    time around the defaults ("ofat"), or the defaults and each decision-rule option of RULES alone ("rule");
+    each over `points` thresholds spread over its divergence's range."""
     base = PsFuture()
-    if kind == "full":
+    if kind == "rule":
+        variants = [base] + [dataclasses.replace(base, **r) for r in RULES]
+    elif kind == "full":
         variants = [PsFuture(placeholder=p, k=k, prefix_eos=e, divergence=d)
                     for p, k in FORMS for e in (True, False) for d in THRESHOLDS]
     elif kind == "ofat":
@@ -239,7 +248,7 @@ def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
                     + [dataclasses.replace(base, prefix_eos=not base.prefix_eos)]
                     + [dataclasses.replace(base, divergence=d) for d in THRESHOLDS if d != base.divergence])
     else:
-        raise ConfigError(f"ablation kind {kind!r}: choose full or ofat")
+        raise ConfigError(f"ablation kind {kind!r}: choose full, ofat or rule")
     out = []
     for v in dict.fromkeys(variants):
         grid = THRESHOLDS[v.divergence]
@@ -333,15 +342,15 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
     if ablation:
         lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
                   "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
-                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
-                  "| points (AL, BLEU) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| pseudo-future | EOS on prefix | divergence | rule | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
+                  "| BLEU@LAAL=3 | BLEU@LAAL=4 | points (AL, BLEU) |",
+                  "|---" * 11 + "|"]
         for key, group in _variants(ablation).items():
-            pts = [(r.AL, r.BLEU) for r in group]
-            at = [interpolate(pts, a) for a in (2, 3, 4)]
-            form, eos, div = key
-            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted(pts))
-            lines.append(f"| {form} | {eos} | {div} | {_fmt(at[0])} | {_fmt(at[1])} | {_fmt(at[2])} | {curve} |")
+            at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
+            form, eos, div, rule = key
+            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted((r.AL, r.BLEU) for r in group))
+            lines.append(f"| {form} | {eos} | {div} | {rule or 'default'} | " + " | ".join(map(_fmt, at))
+                         + f" | {curve} |")
     return "\n".join(lines) + "\n"
 
 
@@ -369,7 +378,9 @@ def _variants(results: Sequence[Result]) -> dict:
     for r in results:
         s = r.settings
         form = f"{s['placeholder']} x{s['k']}" + ("" if s.get("future_eos", True) else " (no EOS)")
-        groups.setdefault((form, s["prefix_eos"], s["divergence"]), []).append(r)
+        default = dataclasses.asdict(PsFuture())
+        rule = " ".join(f"{k}={s[k]}" for k in RULE_SETTINGS if k in s and s[k] != default[k])
+        groups.setdefault((form, s["prefix_eos"], s["divergence"], rule), []).append(r)
     return groups
 
 

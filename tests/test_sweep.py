@@ -72,12 +72,23 @@ def test_grids():
         sweep.main_grid(["waitk"])
     with pytest.raises(ConfigError, match="waitk has no setting 'frames'"):
         sweep.main_grid(["waitk.frames=1"])
+    rule = sweep.main_grid(["psfuture.agree=true,false", "psfuture.divergence=cos", "psfuture.write_from=q",
+                            "psfuture.futures=2", "psfuture.min_read=2"])
+    ps = [p for p in rule if p.name == "psfuture"]
+    assert sorted({(p.agree, p.threshold) for p in ps}) == sorted(
+        (a, t) for a in (False, True) for t in sweep.THRESHOLDS["cos"])
+    assert {(p.divergence, p.write_from, p.futures, p.min_read) for p in ps} == {("cos", "q", 2, 2)}
+    assert sweep.curve_label(PsFuture(agree=True, divergence="cos", write_from="q", futures=2, min_read=2),
+                             ps) == "psfuture agree=True"
     full = sweep.ablation_grid("full", points=3)
     variants = {(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in full}
     assert len(variants) == len(sweep.FORMS) * 2 * len(sweep.THRESHOLDS)
     assert len(full) == len(variants) * 3 - len(sweep.FORMS) * 2 * 2  # top1 has one threshold
+    rule = sweep.ablation_grid("rule", points=2)
+    assert rule[:2] == [PsFuture(threshold=sweep.THRESHOLDS["kl"][0]), PsFuture(threshold=sweep.THRESHOLDS["kl"][-1])]
+    assert len(rule) == 2 * (1 + len(sweep.RULES)) and any(p.agree for p in rule) and any(p.min_read for p in rule)
     ofat = sweep.ablation_grid("ofat", points=2)
-    assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + 4
+    assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + len(sweep.THRESHOLDS) - 1
 
 
 def test_calibration_interpolates_and_round_trips(tmp_path):
@@ -115,6 +126,12 @@ def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, 
     assert "| offline |" in md and "PsFuture ablation" in md and md in capsys.readouterr().out
     assert (tmp_path / "bleu_latency.png").stat().st_size > 10_000
     assert (tmp_path / "ablation.csv").read_text().count("\n") == 1 + len(sweep.ablation_grid("ofat", points=1))
+    edge_main(run + ["--policies", "offline", "--ablation", "rule", "--ablation-points", "1", "--out",
+                     str(tmp_path / "rule")])
+    md = (tmp_path / "rule" / "sweep.md").read_text()
+    for rule in ("| default |", "| agree=True |", "| futures=2 |", "| min_read=3 |", "| write_from=q |"):
+        assert rule in md, rule
+    assert "| unk x1 | False | cos | default |" in md
     edge_main(run + ["--dev-src", str(corpus / "test.de"), "--dev-ref", str(corpus / "test.en"), "--target-al", "3"])
     cal = sweep.Calibration.load(tmp_path / "calibration.json")
     assert cal.model_sha256 == json.loads((tiny_model_dir / "model.json").read_text())["sha256"]
