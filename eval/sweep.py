@@ -37,6 +37,9 @@ def main(argv=None) -> None:
                     help="PsFuture ablation on the first model: one factor at a time, the full cross product, "
                          "the decision-rule options one at a time (rule), or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
+    ap.add_argument("--ablation-thresholds", action="append", default=[], metavar="DIVERGENCE=T1,T2",
+                    help="the ablation's thresholds for one divergence instead of --ablation-points spread over "
+                         "its range, e.g. kl=0.05,0.1,0.2,0.5")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
     ap.add_argument("--cost-limit", type=int, default=30,
                     help="sentences re-run without shared model answers to measure seconds and model calls")
@@ -86,7 +89,9 @@ def main(argv=None) -> None:
         sweep.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
-            ablation = sweep.run(model, corpus, sweep.ablation_grid(args.ablation, args.ablation_points),
+            grid = sweep.ablation_grid(args.ablation, args.ablation_points,
+                                       sweep.parse_thresholds(args.ablation_thresholds))
+            ablation = sweep.run(model, corpus, grid,
                                  memo=True, progress=progress, desc="ablation", **cap)
             sweep.write_table(out / "ablation", ablation)
         (out / "sweep.md").write_text(sweep.markdown(results, ablation, models, corpus))

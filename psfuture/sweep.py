@@ -233,10 +233,11 @@ RULES = ({"divergence": "cos"}, {"agree": True}, {"futures": 2}, {"min_read": 2}
 RULE_SETTINGS = ("futures", "agree", "min_read", "write_from")
 
 
-def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
+def ablation_grid(kind: str = "full", points: int = 4,
+                  thresholds: dict[str, Sequence[float]] | None = None) -> list[PsFuture]:
     """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), one factor at a
     time around the defaults ("ofat"), or the defaults and each decision-rule option of RULES alone ("rule");
-    each over `points` thresholds spread over its divergence's range."""
+    each over `points` thresholds spread over its divergence's range, or over `thresholds[divergence]`."""
     base = PsFuture()
     if kind == "rule":
         variants = [base] + [dataclasses.replace(base, **r) for r in RULES]
@@ -253,7 +254,23 @@ def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
     for v in dict.fromkeys(variants):
         grid = THRESHOLDS[v.divergence]
         picks = sorted({grid[round(i * (len(grid) - 1) / max(points - 1, 1))] for i in range(points)})
+        picks = (thresholds or {}).get(v.divergence, picks)
         out += [dataclasses.replace(v, threshold=t) for t in picks]
+    return out
+
+
+def parse_thresholds(specs: Iterable[str]) -> dict[str, tuple[float, ...]]:
+    """"kl=0.05,0.1" specs -> {"kl": (0.05, 0.1)}."""
+    out = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in THRESHOLDS or not values:
+            raise ConfigError(f"--ablation-thresholds {spec!r}: write it as DIVERGENCE=T1,T2 with a divergence of "
+                              f"{', '.join(THRESHOLDS)}")
+        try:
+            out[name] = tuple(sorted(float(v) for v in values.split(",")))
+        except ValueError as e:
+            raise ConfigError(f"--ablation-thresholds {spec!r}: {e}") from None
     return out
 
 

@@ -87,6 +87,11 @@ def test_grids():
     rule = sweep.ablation_grid("rule", points=2)
     assert rule[:2] == [PsFuture(threshold=sweep.THRESHOLDS["kl"][0]), PsFuture(threshold=sweep.THRESHOLDS["kl"][-1])]
     assert len(rule) == 2 * (1 + len(sweep.RULES)) and any(p.agree for p in rule) and any(p.min_read for p in rule)
+    picked = sweep.ablation_grid("rule", thresholds=sweep.parse_thresholds(["kl=0.3,0.1", "cos=0.02"]))
+    assert sorted({p.threshold for p in picked if p.divergence == "kl"}) == [0.1, 0.3]
+    assert {p.threshold for p in picked if p.divergence == "cos"} == {0.02}
+    with pytest.raises(ConfigError, match="DIVERGENCE=T1,T2"):
+        sweep.parse_thresholds(["l2=0.1"])
     ofat = sweep.ablation_grid("ofat", points=2)
     assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + len(sweep.THRESHOLDS) - 1
 
