@@ -16,11 +16,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def routed(models, future, grid):
+    from psfuture.errors import ConfigError
+    from psfuture.routing import TwoModels
+
+    psfuture = [p for p in grid if p.name == "psfuture"]
+    wrapped = [TwoModels(m, future, psfuture[0]) for m in models]
+    if not all(w.routes(p) for w in wrapped for p in psfuture):
+        raise ConfigError("--future-model: every PsFuture configuration must ask the same pseudo-futures "
+                          "(placeholder, k, futures, future_eos); sweep those one at a time")
+    return wrapped
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[],
                     help="model directory (default: $PSFUTURE_MODEL or checkpoints/offline); repeat it to compare "
                          "models in one table and plot: the first runs --policies, the others --other-policies")
+    ap.add_argument("--future-model", help="answer PsFuture's pseudo-future pass with this model and every other "
+                                           "query with --model (psfuture.routing.TwoModels); the PsFuture "
+                                           "configurations must ask the same pseudo-futures")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--dev-src", default=ROOT / "data/corpus/valid.de", type=Path)
@@ -60,6 +75,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     try:
         models = [load_model(m) for m in args.model or [None]]
+        if args.future_model:
+            models = routed(models, load_model(args.future_model), sweep.main_grid(args.grid))
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "

@@ -189,3 +189,17 @@ def test_equal_latency_table_interpolates_each_curve():
     md = sweep.markdown(rows, [], [], sweep.Corpus([], [], "x"))
     assert "| off: psfuture | 10.00 | 12.00 | 14.00 | 12.00 | 14.00 |" in md
     assert "| p2f: psfuture | 12.00 | 14.00 | 16.00 | 14.00 | 16.00 |" in md
+
+
+def test_edge_script_future_model_routes_and_refuses_mixed_pseudo_futures(tiny_model_dir, corpus, tmp_path):
+    run = ["--model", str(tiny_model_dir), "--limit", "2", "--src", str(corpus / "test.de"), "--ref",
+           str(corpus / "test.en"), "--no-progress", "--max-len-a", "1", "--max-len-b", "5", "--policies", "psfuture",
+           "--grid", "psfuture.threshold=0.1,1", "--ablation", "none", "--cost-limit", "0"]
+    edge_main(run + ["--out", str(tmp_path / "one")])
+    edge_main(run + ["--out", str(tmp_path / "two"), "--future-model", str(tiny_model_dir)])
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert [(r["predictions"], r["delays"]) for r in one] == [(r["predictions"], r["delays"]) for r in two]
+    assert two[0]["model"] == f"{one[0]['model']}+future:{one[0]['model']}"
+    with pytest.raises(SystemExit, match="same pseudo-futures"):
+        edge_main(run + ["--out", str(tmp_path / "bad"), "--future-model", str(tiny_model_dir), "--grid",
+                         "psfuture.k=1,2"])
