@@ -23,7 +23,8 @@ for t in $TARGETS; do
   if [ ! -f "$model/checkpoint.pt" ]; then
     $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --work "$work" \
       --out "$model" --name "p2f-$t-r$RATIO-u$UPDATES" \
-      -- --max-update "$UPDATES" --save-interval-updates 125 --keep-interval-updates 1 --log-interval 25
+      -- --max-update "$UPDATES" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
+      --log-interval 25
   fi
   models+=(--model "$model")
 done
