@@ -16,6 +16,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def routed(models, future, grid):
+    from psfuture.errors import ConfigError
+    from psfuture.routing import TwoModels
+
+    psfuture = [p for p in grid if p.name == "psfuture"]
+    wrapped = [TwoModels(m, future, psfuture[0]) for m in models]
+    if not all(w.routes(p) for w in wrapped for p in psfuture):
+        raise ConfigError("--future-model: every PsFuture configuration must ask the same pseudo-futures "
+                          "(placeholder, k, futures, future_eos); sweep those one at a time")
+    return wrapped
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[],
@@ -23,6 +35,9 @@ def main(argv=None) -> None:
                          "models in one table and plot: the first runs --policies, the others --other-policies")
     ap.add_argument("--src-lang", help="source language code of multilingual transformers models (NLLB deu_Latn)")
     ap.add_argument("--tgt-lang", help="target language code of multilingual transformers models (NLLB eng_Latn)")
+    ap.add_argument("--future-model", help="answer PsFuture's pseudo-future pass with this model and every other "
+                                           "query with --model (psfuture.routing.TwoModels); the PsFuture "
+                                           "configurations must ask the same pseudo-futures")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--dev-src", default=ROOT / "data/corpus/valid.de", type=Path)
@@ -35,9 +50,13 @@ def main(argv=None) -> None:
                     help="policies run on the second and later --model (default: offline,psfuture)")
     ap.add_argument("--grid", action="append", default=[], metavar="POLICY.SETTING=V1,V2",
                     help="override a grid, e.g. psfuture.threshold=0.1,0.3 or psfuture.divergence=js")
-    ap.add_argument("--ablation", choices=("none", "ofat", "full"), default="ofat",
-                    help="PsFuture ablation on the first model: one factor at a time, the full cross product, or none")
+    ap.add_argument("--ablation", choices=("none", "ofat", "full", "rule"), default="ofat",
+                    help="PsFuture ablation on the first model: one factor at a time, the full cross product, "
+                         "the decision-rule options one at a time (rule), or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
+    ap.add_argument("--ablation-thresholds", action="append", default=[], metavar="DIVERGENCE=T1,T2",
+                    help="the ablation's thresholds for one divergence instead of --ablation-points spread over "
+                         "its range, e.g. kl=0.05,0.1,0.2,0.5")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
     ap.add_argument("--cost-limit", type=int, default=30,
                     help="sentences re-run without shared model answers to measure seconds and model calls")
@@ -63,6 +82,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     try:
         models = [load_model(m, src_lang=args.src_lang, tgt_lang=args.tgt_lang) for m in args.model or [None]]
+        if args.future_model:
+            models = routed(models, load_model(args.future_model), sweep.main_grid(args.grid))
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "
@@ -92,8 +113,10 @@ def main(argv=None) -> None:
         report.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
-            ablation = sweep.run(model, corpus, sweep.ablation_grid(args.ablation, args.ablation_points),
-                                 memo=True, batch=args.batch, progress=progress, desc="ablation", **cap)
+            grid = sweep.ablation_grid(args.ablation, args.ablation_points,
+                                       sweep.parse_thresholds(args.ablation_thresholds))
+            ablation = sweep.run(model, corpus, grid, memo=True, batch=args.batch, progress=progress,
+                                 desc="ablation", **cap)
             report.write_table(out / "ablation", ablation)
         (out / "sweep.md").write_text(report.markdown(results, ablation, models, corpus))
         report.plot(out / "bleu_latency.png", results, f"{' vs '.join(names)} on {corpus.name}")

@@ -84,12 +84,17 @@ def _js(logp: torch.Tensor, logq: torch.Tensor) -> float:
     return 0.5 * _kl(logp, logm) + 0.5 * _kl(logq, logm)
 
 
+def _cos(logp: torch.Tensor, logq: torch.Tensor) -> float:
+    return 1.0 - float(torch.nn.functional.cosine_similarity(logp.exp(), logq.exp(), dim=0))
+
+
 DIVERGENCES: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "kl": _kl,  # KL(p || q)
     "rkl": lambda logp, logq: _kl(logq, logp),  # KL(q || p)
     "js": _js,  # Jensen-Shannon (nats), bounded by ln 2
     "tv": lambda logp, logq: 0.5 * float((logp.exp() - logq.exp()).abs().sum()),  # total variation
     "top1": lambda logp, logq: float(int(logp.argmax()) != int(logq.argmax())),  # 0 or 1
+    "cos": _cos,  # 1 - cos(p, q) on probabilities, as two third-party summaries of the paper describe it
 }
 
 
@@ -145,6 +150,9 @@ def pseudo_future_ids(vocab: Vocab, placeholder: str, k: int) -> tuple[int, ...]
     return (token,) * k
 
 
+WRITE_FROM = ("p", "q")
+
+
 @dataclass(frozen=True)
 class PsFuture(Policy):
     """WRITE the top token of p = P(.|source prefix) when div(p, q) <= threshold, where
@@ -154,7 +162,13 @@ class PsFuture(Policy):
     Defaults are psfuture's choice from a one-factor-at-a-time ablation on the GNOME dev set
     (eval/sweep_ablation_dev/sweep.md): one <unk>, no EOS after the prefix, KL(p||q); threshold 0.1
     gave AL ~3.7 there. More <unk>s, <s>, JS or total variation did not do better; <pad> is masked
-    by the encoder, so it only tests EOS placement."""
+    by the encoder, so it only tests EOS placement.
+
+    Decision-rule options, all off by default (psfuture's own, not the paper's): `futures` > 1 also asks
+    pseudo-futures of k+1 .. k+futures-1 placeholders and takes the largest divergence (write only when no
+    guessed continuation length changes the answer); `agree` also requires every q's top token to be p's;
+    `min_read` READs until that many source words are in before the first write (German verbs come late);
+    `write_from="q"` writes the top token of the k-placeholder q instead of p's."""
 
     name: ClassVar[str] = "psfuture"
     threshold: float = 0.1
@@ -163,11 +177,22 @@ class PsFuture(Policy):
     prefix_eos: bool = False
     divergence: str = "kl"
     future_eos: bool = True
+    futures: int = 1
+    agree: bool = False
+    min_read: int = 0
+    write_from: str = "p"
 
     def __post_init__(self):
         _choice("divergence", self.divergence, tuple(DIVERGENCES))
+        _choice("write_from", self.write_from, WRITE_FROM)
         if not (isinstance(self.k, int) and 1 <= self.k <= 8):
             raise ConfigError(f"k={self.k!r}: the pseudo-future length must be an integer in 1..8")
+        if not (isinstance(self.futures, int) and 1 <= self.futures <= 9 - self.k):
+            raise ConfigError(f"futures={self.futures!r}: the number of pseudo-futures (lengths k .. k+futures-1, "
+                              f"at most 8) must be an integer in 1..{9 - self.k} for k={self.k}")
+        if not (isinstance(self.min_read, int) and self.min_read >= 0):
+            raise ConfigError(f"min_read={self.min_read!r}: source words before the first write must be an "
+                              "integer >= 0")
         if math.isnan(self.threshold):
             raise ConfigError("threshold must be a number, not NaN")
 
@@ -175,10 +200,17 @@ class PsFuture(Policy):
         pseudo_future_ids(vocab, self.placeholder, self.k)
 
     def step(self, ctx: Context) -> Step:
-        future = ctx.src + pseudo_future_ids(ctx.vocab, self.placeholder, self.k) + (ctx.vocab.eos,) * self.future_eos
-        p, q = yield [Query(self.source(ctx), ctx.target), Query(future, ctx.target)]
-        if divergence(self.divergence, p.logprobs, q.logprobs) <= self.threshold:
-            return Decision((int(p.logprobs.argmax()),))
+        if not ctx.target and ctx.n_words < self.min_read:
+            return Decision()
+        eos = (ctx.vocab.eos,) * self.future_eos
+        futures = [Query(ctx.src + pseudo_future_ids(ctx.vocab, self.placeholder, k) + eos, ctx.target)
+                   for k in range(self.k, self.k + self.futures)]
+        p, *qs = yield [Query(self.source(ctx), ctx.target), *futures]
+        top = int(p.logprobs.argmax())
+        if self.agree and any(int(q.logprobs.argmax()) != top for q in qs):
+            return Decision()
+        if max(divergence(self.divergence, p.logprobs, q.logprobs) for q in qs) <= self.threshold:
+            return Decision((top if self.write_from == "p" else int(qs[0].logprobs.argmax()),))
         return Decision()
 
 

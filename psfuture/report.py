@@ -3,6 +3,7 @@ paired bootstrap, and the BLEU/latency plot."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Sequence
 
 from psfuture.calibration import interpolate
 from psfuture.model import Model
-from psfuture.policies import POLICIES
+from psfuture.policies import POLICIES, PsFuture
 from psfuture.significance import compare_curves
-from psfuture.sweep import Corpus, Result, curve_label
+from psfuture.sweep import RULE_SETTINGS, Corpus, Result, curve_label
 
 
 def write_table(path: Path, results: Sequence[Result]) -> None:
@@ -65,15 +66,15 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
     if ablation:
         lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
                   "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
-                  "| pseudo-future | EOS on prefix | divergence | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
-                  "| points (AL, BLEU) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| pseudo-future | EOS on prefix | divergence | rule | BLEU@AL=2 | BLEU@AL=3 | BLEU@AL=4 "
+                  "| BLEU@LAAL=3 | BLEU@LAAL=4 | points (AL, BLEU) |",
+                  "|---" * 10 + "|"]
         for key, group in _variants(ablation).items():
-            pts = [(r.AL, r.BLEU) for r in group]
-            at = [interpolate(pts, a) for a in (2, 3, 4)]
-            form, eos, div = key
-            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted(pts))
-            lines.append(f"| {form} | {eos} | {div} | {_fmt(at[0])} | {_fmt(at[1])} | {_fmt(at[2])} | {curve} |")
+            at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
+            form, eos, div, rule = key
+            curve = " ".join(f"({a:.1f}, {b:.1f})" for a, b in sorted((r.AL, r.BLEU) for r in group))
+            lines.append(f"| {form} | {eos} | {div} | {rule or 'default'} | " + " | ".join(map(_fmt, at))
+                         + f" | {curve} |")
     return "\n".join(lines) + "\n"
 
 
@@ -125,10 +126,12 @@ def curves_of(results: Sequence[Result]) -> dict[str, list[Result]]:
 
 def _variants(results: Sequence[Result]) -> dict:
     groups: dict = {}
+    default = dataclasses.asdict(PsFuture())
     for r in results:
         s = r.settings
         form = f"{s['placeholder']} x{s['k']}" + ("" if s.get("future_eos", True) else " (no EOS)")
-        groups.setdefault((form, s["prefix_eos"], s["divergence"]), []).append(r)
+        rule = " ".join(f"{k}={s[k]}" for k in RULE_SETTINGS if k in s and s[k] != default[k])
+        groups.setdefault((form, s["prefix_eos"], s["divergence"], rule), []).append(r)
     return groups
 
 

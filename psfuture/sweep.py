@@ -32,6 +32,7 @@ THRESHOLDS = {  # per divergence: from "writes almost always" to "waits almost a
     "js": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
     "tv": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7),
     "top1": (0.5,),  # write iff both distributions agree on the top token
+    "cos": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4),  # 1 - cos(p, q), in [0, 1]
 }
 
 
@@ -314,11 +315,20 @@ def curve_label(policy: Policy, others: Sequence[Policy]) -> str:
 FORMS = (("unk", 1), ("unk", 2), ("unk", 3), ("bos", 1), ("pad", 1), ("frequent", 1))
 
 
-def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
-    """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), or one factor
-    at a time around the defaults ("ofat"); each over `points` thresholds spread over its divergence's range."""
+RULES = ({"divergence": "cos"}, {"agree": True}, {"futures": 2}, {"min_read": 2}, {"min_read": 3},
+         {"write_from": "q"})  # the decision-rule options, one at a time ("rule")
+RULE_SETTINGS = ("futures", "agree", "min_read", "write_from")
+
+
+def ablation_grid(kind: str = "full", points: int = 4,
+                  thresholds: dict[str, Sequence[float]] | None = None) -> list[PsFuture]:
+    """PsFuture variants: pseudo-future form x EOS on the prefix x divergence ("full"), one factor at a
+    time around the defaults ("ofat"), or the defaults and each decision-rule option of RULES alone ("rule");
+    each over `points` thresholds spread over its divergence's range, or over `thresholds[divergence]`."""
     base = PsFuture()
-    if kind == "full":
+    if kind == "rule":
+        variants = [base] + [dataclasses.replace(base, **r) for r in RULES]
+    elif kind == "full":
         variants = [PsFuture(placeholder=p, k=k, prefix_eos=e, divergence=d)
                     for p, k in FORMS for e in (True, False) for d in THRESHOLDS]
     elif kind == "ofat":
@@ -326,12 +336,28 @@ def ablation_grid(kind: str = "full", points: int = 4) -> list[PsFuture]:
                     + [dataclasses.replace(base, prefix_eos=not base.prefix_eos)]
                     + [dataclasses.replace(base, divergence=d) for d in THRESHOLDS if d != base.divergence])
     else:
-        raise ConfigError(f"ablation kind {kind!r}: choose full or ofat")
+        raise ConfigError(f"ablation kind {kind!r}: choose full, ofat or rule")
     out = []
     for v in dict.fromkeys(variants):
         grid = THRESHOLDS[v.divergence]
         picks = sorted({grid[round(i * (len(grid) - 1) / max(points - 1, 1))] for i in range(points)})
+        picks = (thresholds or {}).get(v.divergence, picks)
         out += [dataclasses.replace(v, threshold=t) for t in picks]
+    return out
+
+
+def parse_thresholds(specs: Iterable[str]) -> dict[str, tuple[float, ...]]:
+    """"kl=0.05,0.1" specs -> {"kl": (0.05, 0.1)}."""
+    out = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in THRESHOLDS or not values:
+            raise ConfigError(f"--ablation-thresholds {spec!r}: write it as DIVERGENCE=T1,T2 with a divergence of "
+                              f"{', '.join(THRESHOLDS)}")
+        try:
+            out[name] = tuple(sorted(float(v) for v in values.split(",")))
+        except ValueError as e:
+            raise ConfigError(f"--ablation-thresholds {spec!r}: {e}") from None
     return out
 
 

@@ -1,4 +1,5 @@
 """Policies as pure decisions: synthetic distributions in, exact READ/WRITE out."""
+import dataclasses
 import math
 
 import pytest
@@ -50,7 +51,11 @@ M = (0.7, 0.3)
 JS = 0.5 * sum(p * math.log(p / m) for p, m in zip(P, M)) + 0.5 * sum(q * math.log(q / m) for q, m in zip(Q, M))
 
 
-@pytest.mark.parametrize("name,expected", [("kl", KL_PQ), ("rkl", KL_QP), ("js", JS), ("tv", 0.4), ("top1", 0.0)])
+COS = 1 - (0.5 * 0.9 + 0.5 * 0.1) / (math.sqrt(0.5) * math.sqrt(0.9 ** 2 + 0.1 ** 2))
+
+
+@pytest.mark.parametrize("name,expected", [("kl", KL_PQ), ("rkl", KL_QP), ("js", JS), ("tv", 0.4), ("top1", 0.0),
+                                           ("cos", COS)])
 def test_divergences(name, expected):
     assert divergence(name, dist(*P), dist(*Q)) == pytest.approx(expected, abs=1e-6)
     assert divergence(name, dist(*P), dist(*P)) == pytest.approx(0.0, abs=1e-6)
@@ -66,6 +71,7 @@ def test_top1_disagreement():
     ("tv", 0.41, True), ("tv", 0.39, False),
     ("js", JS + 1e-3, True), ("js", JS - 1e-3, False),
     ("top1", 0.0, True), ("top1", -0.5, False),
+    ("cos", COS + 1e-3, True), ("cos", COS - 1e-3, False),
 ])
 def test_psfuture_writes_top_prefix_token_iff_divergence_within_threshold(div, threshold, write):
     policy = PsFuture(threshold=threshold, divergence=div)
@@ -91,11 +97,61 @@ def test_psfuture_asks_prefix_and_pseudo_future_in_one_batch(placeholder, k, pre
     assert [(q.src, q.prefix) for q in first] == [(prefix_src, (B,)), (future_src, (B,))]
 
 
+def by_future_length(*dists):
+    """Reply with dists[0] to the prefix query and dists[n] to the pseudo-future with n <unk>s."""
+    return lambda q: answer(dist(*dists[q.src.count(UNK)]))
+
+
+def test_psfuture_several_futures_ask_each_length_and_take_the_largest_divergence():
+    policy = PsFuture(threshold=0.05, divergence="tv", k=1, futures=3)
+    step = policy.step(ctx(target=(B,)))
+    assert [q.src for q in next(step)] == [(10, 11), (10, 11, UNK, EOS), (10, 11, UNK, UNK, EOS),
+                                           (10, 11, UNK, UNK, UNK, EOS)]
+    same, off = (0.6, 0.4), (0.4, 0.6)
+    assert run(policy.step(ctx()), by_future_length(same, same, same, same))[0].write == (A,)
+    assert run(policy.step(ctx()), by_future_length(same, same, same, off))[0].write == ()  # only k=3 differs
+    assert run(PsFuture(threshold=0.05, divergence="tv").step(ctx()),
+               by_future_length(same, same, off, off))[0].write == (A,)  # futures=1: k=1 only, as before
+
+
+def test_psfuture_agreement_guard_needs_the_same_top_token():
+    p, q = (0.51, 0.49), (0.49, 0.51)  # close distributions, different top tokens
+    loose = PsFuture(threshold=0.1, divergence="tv")
+    assert run(loose.step(ctx()), by_future_length(p, q))[0].write == (A,)
+    assert run(dataclasses.replace(loose, agree=True).step(ctx()), by_future_length(p, q))[0].write == ()
+    assert run(dataclasses.replace(loose, agree=True).step(ctx()), by_future_length(p, p))[0].write == (A,)
+    assert run(dataclasses.replace(loose, agree=True, threshold=0.0).step(ctx()),
+               by_future_length(p, (0.6, 0.4)))[0].write == ()  # agreeing is not enough: divergence too
+
+
+def test_psfuture_min_read_waits_without_asking_before_the_first_write_only():
+    policy = PsFuture(threshold=10.0, min_read=3)
+    decision, asked = run(policy.step(ctx(words=2)), by_future_length(P, P))
+    assert decision.write == () and asked == []
+    assert run(policy.step(ctx(words=3)), by_future_length(P, P))[0].write == (A,)
+    assert run(policy.step(ctx(words=1, target=(B,))), by_future_length(P, P))[0].write == (A,)  # already writing
+
+
+def test_psfuture_write_from_q_writes_the_pseudo_future_top_token():
+    p, q = (0.51, 0.49), (0.49, 0.51)
+    policy = PsFuture(threshold=0.1, divergence="tv", write_from="q")
+    assert run(policy.step(ctx()), by_future_length(p, q))[0].write == (B,)
+    assert run(dataclasses.replace(policy, write_from="p").step(ctx()), by_future_length(p, q))[0].write == (A,)
+
+
 def test_psfuture_config_errors():
     with pytest.raises(ConfigError, match="divergence='l2'.*kl"):
         PsFuture(divergence="l2")
     with pytest.raises(ConfigError, match="k=0"):
         PsFuture(k=0)
+    with pytest.raises(ConfigError, match="futures=0"):
+        PsFuture(futures=0)
+    with pytest.raises(ConfigError, match="futures=2.*1..1 for k=8"):
+        PsFuture(k=8, futures=2)
+    with pytest.raises(ConfigError, match="min_read=-1"):
+        PsFuture(min_read=-1)
+    with pytest.raises(ConfigError, match="write_from='r'.*p, q"):
+        PsFuture(write_from="r")
     with pytest.raises(ConfigError, match="placeholder='<mask>'"):
         pseudo_future_ids(VOCAB, "<mask>", 1)
     with pytest.raises(ConfigError, match="unknown policy 'waitq'"):
@@ -104,12 +160,14 @@ def test_psfuture_config_errors():
         make_policy("waitk", threshold=1)
     # Settings arrive as JSON from clients: a wrong type is a ConfigError naming the setting, not a TypeError.
     for name, bad in (("psfuture", {"threshold": "high"}), ("psfuture", {"prefix_eos": 1}),
-                      ("waitk", {"k": 2.5}), ("alignatt", {"layer": "last"}), ("psfuture", {"placeholder": 3})):
+                      ("waitk", {"k": 2.5}), ("alignatt", {"layer": "last"}), ("psfuture", {"placeholder": 3}),
+                      ("psfuture", {"agree": "yes"}), ("psfuture", {"futures": 1.5})):
         with pytest.raises(ConfigError, match=f"{name} setting {next(iter(bad))}="):
             make_policy(name, **bad)
     assert make_policy("psfuture", threshold=1).threshold == 1 and make_policy("alignatt", layer=None).layer is None
     assert make_policy("psfuture", threshold=0.1).signature() == (
-        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl,future_eos=True)")
+        "psfuture(threshold=0.1,placeholder=unk,k=1,prefix_eos=False,divergence=kl,future_eos=True,futures=1,"
+        "agree=False,min_read=0,write_from=p)")
 
 
 def test_offline_always_reads_without_asking():

@@ -72,12 +72,28 @@ def test_grids():
         sweep.main_grid(["waitk"])
     with pytest.raises(ConfigError, match="waitk has no setting 'frames'"):
         sweep.main_grid(["waitk.frames=1"])
+    rule = sweep.main_grid(["psfuture.agree=true,false", "psfuture.divergence=cos", "psfuture.write_from=q",
+                            "psfuture.futures=2", "psfuture.min_read=2"])
+    ps = [p for p in rule if p.name == "psfuture"]
+    assert sorted({(p.agree, p.threshold) for p in ps}) == sorted(
+        (a, t) for a in (False, True) for t in sweep.THRESHOLDS["cos"])
+    assert {(p.divergence, p.write_from, p.futures, p.min_read) for p in ps} == {("cos", "q", 2, 2)}
+    assert sweep.curve_label(PsFuture(agree=True, divergence="cos", write_from="q", futures=2, min_read=2),
+                             ps) == "psfuture agree=True"
     full = sweep.ablation_grid("full", points=3)
     variants = {(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in full}
     assert len(variants) == len(sweep.FORMS) * 2 * len(sweep.THRESHOLDS)
     assert len(full) == len(variants) * 3 - len(sweep.FORMS) * 2 * 2  # top1 has one threshold
+    rule = sweep.ablation_grid("rule", points=2)
+    assert rule[:2] == [PsFuture(threshold=sweep.THRESHOLDS["kl"][0]), PsFuture(threshold=sweep.THRESHOLDS["kl"][-1])]
+    assert len(rule) == 2 * (1 + len(sweep.RULES)) and any(p.agree for p in rule) and any(p.min_read for p in rule)
+    picked = sweep.ablation_grid("rule", thresholds=sweep.parse_thresholds(["kl=0.3,0.1", "cos=0.02"]))
+    assert sorted({p.threshold for p in picked if p.divergence == "kl"}) == [0.1, 0.3]
+    assert {p.threshold for p in picked if p.divergence == "cos"} == {0.02}
+    with pytest.raises(ConfigError, match="DIVERGENCE=T1,T2"):
+        sweep.parse_thresholds(["l2=0.1"])
     ofat = sweep.ablation_grid("ofat", points=2)
-    assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + 4
+    assert len({(p.placeholder, p.k, p.prefix_eos, p.divergence) for p in ofat}) == len(sweep.FORMS) + 1 + len(sweep.THRESHOLDS) - 1
 
 
 def test_calibration_interpolates_and_round_trips(tmp_path):
@@ -115,6 +131,12 @@ def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, 
     assert "| offline |" in md and "PsFuture ablation" in md and md in capsys.readouterr().out
     assert (tmp_path / "bleu_latency.png").stat().st_size > 10_000
     assert (tmp_path / "ablation.csv").read_text().count("\n") == 1 + len(sweep.ablation_grid("ofat", points=1))
+    edge_main(run + ["--policies", "offline", "--ablation", "rule", "--ablation-points", "1", "--out",
+                     str(tmp_path / "rule")])
+    md = (tmp_path / "rule" / "sweep.md").read_text()
+    for rule in ("| default |", "| agree=True |", "| futures=2 |", "| min_read=3 |", "| write_from=q |"):
+        assert rule in md, rule
+    assert "| unk x1 | False | cos | default |" in md
     edge_main(run + ["--dev-src", str(corpus / "test.de"), "--dev-ref", str(corpus / "test.en"), "--target-al", "3"])
     cal = sweep.Calibration.load(tmp_path / "calibration.json")
     assert cal.model_sha256 == json.loads((tiny_model_dir / "model.json").read_text())["sha256"]
@@ -215,3 +237,17 @@ def test_cost_columns_carry_computation_aware_latency(model, corpus):
     assert r.CA_AL_ms >= r.AL * 1000 / 4.0 - 1e-6  # compute only ever adds to the ideal lag
     with pytest.raises(ConfigError, match="batch"):
         sweep.run(model, c, [PsFuture()], memo=True, batch=0, progress=False)
+
+
+def test_edge_script_future_model_routes_and_refuses_mixed_pseudo_futures(tiny_model_dir, corpus, tmp_path):
+    run = ["--model", str(tiny_model_dir), "--limit", "2", "--src", str(corpus / "test.de"), "--ref",
+           str(corpus / "test.en"), "--no-progress", "--max-len-a", "1", "--max-len-b", "5", "--policies", "psfuture",
+           "--grid", "psfuture.threshold=0.1,1", "--ablation", "none", "--cost-limit", "0"]
+    edge_main(run + ["--out", str(tmp_path / "one")])
+    edge_main(run + ["--out", str(tmp_path / "two"), "--future-model", str(tiny_model_dir)])
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert [(r["predictions"], r["delays"]) for r in one] == [(r["predictions"], r["delays"]) for r in two]
+    assert two[0]["model"] == f"{one[0]['model']}+future:{one[0]['model']}"
+    with pytest.raises(SystemExit, match="same pseudo-futures"):
+        edge_main(run + ["--out", str(tmp_path / "bad"), "--future-model", str(tiny_model_dir), "--grid",
+                         "psfuture.k=1,2"])

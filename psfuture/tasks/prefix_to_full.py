@@ -3,8 +3,8 @@
     fairseq-train data/bin --user-dir psfuture --task prefix_to_full --prefix-ratio 0.5 ...
 
 A share of the training pairs get their source cut to a random prefix while the target stays the full
-translation, so an offline model learns what to say from partial input, as the simultaneous engine will feed
-it. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
+translation (or, with --prefix-target proportional, is cut to the same share), so an offline model learns
+what to say from partial input, as the simultaneous engine will feed it. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
 test splits stay full pairs, and so does inference: a P2F model is an ordinary translation model.
 """
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from omegaconf import II
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
 PREFIX_EOS = ChoiceEnum(["keep", "drop"])
+PREFIX_TARGET = ChoiceEnum(["full", "proportional"])
 
 
 def word_start_mask(symbols: list[str]) -> np.ndarray:
@@ -45,14 +46,22 @@ def sample_prefix_len(rng: np.random.Generator, tokens: np.ndarray, word_start: 
     return int(cuts[rng.integers(len(cuts))])
 
 
+def proportional_len(prefix_len: int, source_len: int, target_len: int) -> int:
+    """Target tokens a source prefix of `prefix_len` of `source_len` tokens supports, read as the same share of
+    the target (Niehues et al. 2018; Arivazhagan et al. 2020); at least one token, so no example is empty."""
+    return max(1, min(target_len, round(target_len * prefix_len / source_len)))
+
+
 class PrefixDataset(BaseWrapperDataset):
     """Cuts the source of a share of examples to a random prefix. Targets stay full, and so do the sizes used
     for batching (an upper bound). Which examples and where is a function of (seed, epoch, index) only, so
     it is the same in every distributed rank, data-loader worker and rerun."""
 
-    def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int):
+    def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
+                 target: str = "full"):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
+        self.target = target  # a plain str: a fairseq ChoiceEnum member does not pickle into loader workers
         self.epoch = 1
 
     @property
@@ -75,10 +84,21 @@ class PrefixDataset(BaseWrapperDataset):
         cut = self.prefix_len(index, body)
         if cut is None:
             return item
+        if cut == len(body) and self.keep_eos:
+            return item  # the whole sentence, finished: a full pair
         prefix = body[:cut]
         if self.keep_eos:
             prefix = torch.cat([prefix, prefix.new_tensor([self.eos])])
-        return {**item, "source": prefix}
+        cut_item = {**item, "source": prefix}
+        if self.target == "proportional":
+            # No EOS on a cut target: the source is not finished (even when every word is in, without its EOS),
+            # so the model must not learn to end the translation. fairseq's collater builds prev_output_tokens
+            # from the target itself, so a target without EOS is still well formed.
+            tgt = item["target"]
+            tgt_body = tgt[:-1] if len(tgt) and tgt[-1] == self.eos else tgt
+            if len(tgt_body):
+                cut_item["target"] = tgt_body[:proportional_len(cut, len(body), len(tgt_body))]
+        return cut_item
 
 
 @dataclass
@@ -93,6 +113,11 @@ class PrefixToFullConfig(TranslationConfig):
         default="drop", metadata={"help": "whether a prefix source ends with </s> like a full one (keep) or "
                                           "not (drop); match what the engine feeds the model (PsFuture's "
                                           "prefix_eos, False by default: drop)"})
+    prefix_target: PREFIX_TARGET = field(
+        default="full", metadata={"help": "target of a prefix pair: the full translation (full; the P2F of the "
+                                          "paper as we read it, it teaches guessing the unread rest) or the "
+                                          "same share of it as the prefix is of the source, with no EOS "
+                                          "(proportional: supervise only what the prefix roughly supports)"})
     prefix_seed: int = II("common.seed")
 
 
@@ -118,4 +143,4 @@ class PrefixToFullTask(TranslationTask):
         if split == self.cfg.train_subset:
             self.datasets[split] = PrefixDataset(
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
-                self.cfg.prefix_eos == "keep", self.cfg.prefix_seed)
+                self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target))

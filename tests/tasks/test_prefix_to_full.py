@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import psfuture.tasks.prefix_to_full as p2f
-from psfuture.tasks.prefix_to_full import PrefixDataset, cut_points, sample_prefix_len, word_start_mask
+from psfuture.tasks.prefix_to_full import (PrefixDataset, cut_points, proportional_len, sample_prefix_len,
+                                           word_start_mask)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "psfuture"
@@ -92,6 +93,36 @@ def test_train_batch_has_word_prefix_sources_and_full_targets(task):
         assert cut == len(body) or symbols[body[cut]].startswith("\u2581"), "cut inside a word"
         tgt = batch["target"][row]
         assert torch.equal(tgt[tgt.ne(task.tgt_dict.pad())], full["target"])
+
+
+def test_proportional_length_is_the_same_share_and_never_empty():
+    assert proportional_len(4, 8, 10) == 5
+    assert proportional_len(1, 8, 10) == 1 and proportional_len(1, 20, 3) == 1
+    assert proportional_len(8, 8, 10) == 10
+
+
+def test_proportional_target_is_cut_to_the_share_without_eos(tiny_data_bin):
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-target", "proportional")
+    t.load_dataset("train")
+    ds, eos = t.dataset("train"), t.tgt_dict.eos()
+    assert ds.target == "proportional"
+    for i in range(len(ds)):
+        full, item = full_item(ds, i), ds[i]
+        src_len, tgt_len = len(full["source"]) - 1, len(full["target"]) - 1
+        cut = len(item["source"])  # drop: no EOS on the prefix
+        assert torch.equal(item["target"], full["target"][:proportional_len(cut, src_len, tgt_len)])
+        assert item["target"][-1] != eos, "a cut target must not teach the model to stop"
+    batch = next(t.get_batch_iterator(ds, max_sentences=8, seed=1, epoch=1).next_epoch_itr(shuffle=False))
+    row = batch["target"][0]
+    row = row[row.ne(t.tgt_dict.pad())]
+    prev = batch["net_input"]["prev_output_tokens"][0][:len(row)]
+    assert prev[0] == eos and torch.equal(prev[1:], row[:-1])  # teacher forcing still shifts by one
+
+
+def test_full_target_is_the_default(task):
+    ds = task.dataset("train")
+    assert ds.target == "full"
+    assert all(torch.equal(ds[i]["target"], full_item(ds, i)["target"]) for i in range(len(ds)))
 
 
 def test_ratio_mixes_full_pairs_and_valid_stays_full(tiny_data_bin, task):
@@ -182,7 +213,7 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
     out = tmp_path / "p2f"
     rc, out_log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
                        "--data", str(tiny_data_bin), "--work", str(tmp_path / "work"), "--out", str(out),
-                       "--preset", "tiny", "--prefix-ratio", "0.7"])
+                       "--preset", "tiny", "--prefix-ratio", "0.7", "--prefix-target", "proportional"])
     assert rc == 0, out_log[-3000:]
     assert f"Loaded checkpoint {tiny_model_dir.resolve() / 'checkpoint.pt'}" in out_log
     log = (tmp_path / "work" / "train.log").read_text()
@@ -190,7 +221,8 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
     for name in ("checkpoint.pt", "dict.de.txt", "dict.en.txt", "spm.model", "model.json"):
         assert (out / name).is_file(), name
     meta = json.loads((out / "model.json").read_text())
-    assert meta["p2f"]["prefix_ratio"] == 0.7 and meta["num_updates"] == 3
+    assert meta["p2f"]["prefix_ratio"] == 0.7 and meta["p2f"]["prefix_target"] == "proportional"
+    assert meta["num_updates"] == 3
     base = torch.load(tiny_model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
     tuned = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert tuned["cfg"]["task"]["_name"] == "translation" and tuned["cfg"]["common"]["user_dir"] is None
