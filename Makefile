@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser data model p2f sweep bench clean
+.PHONY: demo test setup browser data model p2f sweep sweep-p2f bench clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -48,13 +48,22 @@ p2f: $(STAMP) data/p2f-bin/dict.de.txt
 	  --average 2 --fp16-storage --name psfuture-p2f-deen
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
+# The README's main table: every policy on the whole GNOME test set (1,425 sentences), batched.
 sweep: $(STAMP)
+	$(PY) eval/sweep.py --limit 1425 --grid waitk.k=1,3,5,7 --grid alignatt.frames=1,2,4 \
+	  --grid psfuture.threshold=0.05,0.1,0.2,0.5 --ablation none --cost-limit 20 --batch 16 --threads 1 \
+	  --out eval/results/sweep_test_full
+
+# PsFuture on the P2F model against the offline model (GNOME test[:100]).
+sweep-p2f: $(STAMP)
 	$(PY) eval/sweep.py --model checkpoints/offline --model checkpoints/p2f --limit 100 --ablation none --threads 1 \
 	  --cost-limit 10 --out eval/results/sweep_p2f
 
 # 1, 4, 8, 16, 32 streams at 2.5 words/s: one process with 2 torch threads against 2 worker processes x 1 thread.
+# Sweep throughput batch 1 vs 16 (GNOME test[:200]).
 bench: $(STAMP)
 	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 --threads 2 1
+	$(PY) eval/bench_sweep.py --limit 200 --batch 16 --threads 1
 
 clean:
 	rm -rf $(VENV) build

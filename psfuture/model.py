@@ -10,6 +10,10 @@ Work is reused where the math allows:
     a query without a cached parent runs the whole prefix once and keeps the state it built.
 The encoder is bidirectional, so a new source word invalidates every decoder state for it:
 states are keyed by the exact source, never reused across sources.
+Any mix of queries (streams and sentences at different source and target lengths, different
+attention layers) shares calls: one encoder call for the new sources, one decoder call stepping
+every query with a cached parent, one for the whole prefixes of the rest, rows padded and masked.
+The answers equal one-at-a-time answers up to float rounding (tests/test_model.py).
 """
 from __future__ import annotations
 
