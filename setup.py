@@ -25,6 +25,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20"],
+        # The side-by-side anchor (eval/bench_ct2.py, psfuture.ct2_model); CPU wheel, no torch.
+        "ct2": ["ctranslate2==4.8.5"],
     },
     entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
 )

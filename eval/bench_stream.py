@@ -30,6 +30,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from psfuture.precision import add_precision_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -140,6 +142,7 @@ def start_server(args) -> tuple[subprocess.Popen, int]:
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
         cmd += ["--threshold", str(args.threshold)]
+    cmd += ["--dtype", args.dtype] + (["--quantize", args.quantize] if args.quantize else [])
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for line in proc.stderr:
         found = re.search(r"serving on http://[^:]+:(\d+)/", line)
@@ -197,6 +200,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="the server's torch threads (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
     p.add_argument("--seed", type=int, default=1)
+    add_precision_args(p)  # passed to the server
     args = p.parse_args()
     source = args.source or next(f for f in (ROOT / "data/corpus/test.de", ROOT / "tests/fixtures/tiny.de")
                                  if f.exists())
@@ -232,6 +236,7 @@ def main() -> None:
                                   "load_avg_1m_after": round(os.getloadavg()[0], 2)},
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
         "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "threads": args.threads,
+                   "dtype": args.dtype, "quantize": args.quantize or "none",
                    "levels": args.levels,
                    "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
                    "sentences": len(texts), "seed": args.seed},

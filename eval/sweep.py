@@ -43,6 +43,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-progress", action="store_true")
+    from psfuture.precision import add_precision_args, precision_kwargs
+    add_precision_args(ap)
     args = ap.parse_args(argv)
 
     import torch
@@ -55,7 +57,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        models = [load_model(m) for m in args.model or [None]]
+        models = [load_model(m, **precision_kwargs(args)) for m in args.model or [None]]
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "

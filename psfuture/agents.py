@@ -18,6 +18,7 @@ from simuleval.agents import TextToTextAgent
 from simuleval.agents.actions import ReadAction, WriteAction
 
 from psfuture.model import Model, load_model
+from psfuture.precision import add_precision_args, precision_kwargs
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
 from psfuture.session import Session, State
 
@@ -54,9 +55,9 @@ class SessionAgent(TextToTextAgent):
     policy_class: ClassVar[type[Policy]]
 
     def __init__(self, args: argparse.Namespace):
-        key = str(args.checkpoint)
+        key = f"{args.checkpoint}|{args.dtype}|{args.quantize}"
         if key not in _MODELS:
-            _MODELS[key] = load_model(args.checkpoint)
+            _MODELS[key] = load_model(args.checkpoint, **precision_kwargs(args))
         self.model = _MODELS[key]
         self.rw_policy = policy_from_args(self.policy_class, args)
         self.max_len = (args.max_len_a, args.max_len_b)
@@ -68,6 +69,7 @@ class SessionAgent(TextToTextAgent):
                             help="model directory (default: $PSFUTURE_MODEL or the shipped checkpoints/offline)")
         parser.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
         parser.add_argument("--max-len-b", type=int, default=10)
+        add_precision_args(parser)
         add_policy_args(parser, cls.policy_class)
 
     def reset(self) -> None:
