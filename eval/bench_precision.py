@@ -82,7 +82,7 @@ def main(argv=None) -> None:
             models[p].clear_cache()
             t0 = time.perf_counter()
             (r,) = sweep.run(models[p], ps_corpus, [PsFuture()], desc=f"psfuture {p}", **extra)
-            rows[p].update(psfuture_bleu=round(r.bleu, 2), psfuture_al=round(r.al, 2),
+            rows[p].update(psfuture_bleu=round(r.BLEU, 2), psfuture_al=round(r.AL, 2),
                            psfuture_s_per_sentence=(time.perf_counter() - t0) / len(ps_corpus),
                            policy=r.signature, psfuture_batch=extra.get("batch"))
             print(json.dumps(rows[p]), flush=True)
@@ -118,7 +118,10 @@ def main(argv=None) -> None:
               f"{r['psfuture_speedup']}x" if "psfuture_bleu" in r else "- | - | - | -")
         lines.append(f"| {r['precision']} | {r['offline_bleu']:.2f} | {r['offline_s_per_sentence']:.3f} | "
                      f"{r['offline_speedup']}x | {r['offline_identical']}/{len(corpus)} | {ps} |")
-    lines += ["", f"sacrebleu `{ref['sacrebleu']}`" + (f"; policy `{ref['policy']}`" if "policy" in ref else "") + "."]
+    lines += ["", f"sacrebleu `{ref['sacrebleu']}`" + (f"; policy `{ref['policy']}`" if "policy" in ref else "") + ".",
+              "", "Offline batches rotate through the precisions; the PsFuture runs go one precision after the "
+              "other, so on a shared machine their speed column also measures how the load changed "
+              "(see the load averages: before, after offline, after PsFuture)."]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(args.out.with_suffix(".md").read_text())
 

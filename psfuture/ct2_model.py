@@ -106,6 +106,8 @@ class CT2Model:
     def next_token(self, queries: Sequence[Query]) -> list[Answer]:
         n = self.num_decoder_layers
         for q in queries:
+            if q.attn_layer is not None and not -n <= q.attn_layer < n:
+                raise ConfigError(f"attention layer {q.attn_layer} does not exist: the decoder has {n} layers")
             if q.attn_layer is not None and q.attn_layer % n != n - 1:
                 raise ConfigError(f"the CTranslate2 adapter returns the last decoder layer's attention only, "
                                   f"not layer {q.attn_layer}; use the fairseq adapter for other layers")

@@ -1,4 +1,5 @@
 """--dtype/--quantize: every option loads and translates the tiny model; every front end takes the flags."""
+import math
 import subprocess
 import sys
 
@@ -76,7 +77,7 @@ def test_agents_take_the_flags(tiny_model_dir, tmp_path):
     ref.write_text("In the beginning God created the heavens and the earth.\n", encoding="utf-8")
     scores = agents.evaluate(agents.PsFutureAgent, {"source": src, "target": ref, "checkpoint": tiny_model_dir,
                                                     "no_progress_bar": True, "quantize": "int8-ffn", **CAP})
-    assert scores["AL"] > 0
+    assert math.isfinite(scores["AL"]) and scores["BLEU"] >= 0
     assert any(m.info["precision"] == "float32+int8-ffn" for m in agents._MODELS.values())
 
 
