@@ -26,7 +26,9 @@ setup(
     extras_require={
         # Hugging Face seq2seq models (psfuture.hf_model); pinned: the adapter relies on its cache classes.
         "hf": ["transformers==5.23.0"],
-        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0"],
+        # The side-by-side anchor (eval/bench_ct2.py, psfuture.ct2_model); CPU wheel, no torch.
+        "ct2": ["ctranslate2==4.8.5"],
+        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0", "ctranslate2==4.8.5"],
     },
     entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
 )

@@ -35,6 +35,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from psfuture.precision import add_precision_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -166,6 +168,7 @@ def start_server(args, workers: int, threads: int) -> tuple[subprocess.Popen, in
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
         cmd += ["--threshold", str(args.threshold)]
+    cmd += ["--dtype", args.dtype] + (["--quantize", args.quantize] if args.quantize else [])
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for line in proc.stderr:
         found = re.search(r"serving on http://[^:]+:(\d+)/", line)
@@ -284,6 +287,7 @@ def main() -> None:
     p.add_argument("--note", default="", help="a label printed atop the table, e.g. 'under load: ...'")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
     p.add_argument("--seed", type=int, default=1)
+    add_precision_args(p)  # passed to the server
     args = p.parse_args()
     if len(args.workers) != len(args.threads) and 1 not in (len(args.workers), len(args.threads)):
         p.error("give as many --threads as --workers (or one of either)")
@@ -309,6 +313,7 @@ def main() -> None:
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
         "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "levels": args.levels,
                    "setups": [{"workers": w, "threads": t} for w, t in setups], "note": args.note,
+                   "dtype": args.dtype, "quantize": args.quantize or "none",
                    "command": shlex.join(["python", *argv]),
                    "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
                    "sentences": len(texts), "seed": args.seed},

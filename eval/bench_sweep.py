@@ -44,6 +44,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--flop-limit", type=int, default=20)
+    ap.add_argument("--runs", default="offline,waitk,la,alignatt,psfuture,grid",
+                    help="which rows to run (comma-separated; the relative-cost table needs psfuture and its peers)")
     ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_sweep")
     args = ap.parse_args(argv)
 
@@ -61,9 +63,13 @@ def main(argv=None) -> None:
     grid = [p for p in sweep.main_grid(["waitk.k=1,3,5,7", "alignatt.frames=1,2,4",
                                         "psfuture.threshold=0.05,0.1,0.2,0.5"])]
     rows = []
-    for label, policies in [("offline (greedy)", [Offline()]), ("wait-k k=3", [WaitK(k=3)]),
-                            ("LA-2", [LocalAgreement()]), ("AlignAtt frames=2", [AlignAtt(frames=2)]),
-                            ("PsFuture (defaults)", [PsFuture()]), (f"main grid ({len(grid)} configurations)", grid)]:
+    wanted = set(args.runs.split(","))
+    for key, label, policies in [("offline", "offline (greedy)", [Offline()]), ("waitk", "wait-k k=3", [WaitK(k=3)]),
+                                 ("la", "LA-2", [LocalAgreement()]), ("alignatt", "AlignAtt frames=2", [AlignAtt(frames=2)]),
+                                 ("psfuture", "PsFuture (defaults)", [PsFuture()]),
+                                 ("grid", f"main grid ({len(grid)} configurations)", grid)]:
+        if key not in wanted:
+            continue
         seconds, outs = {}, {}
         for batch in (1, args.batch):
             model.clear_cache()
@@ -87,7 +93,7 @@ def main(argv=None) -> None:
         print(rows[-1], flush=True)
     peak = matmul_rate(args.threads)
     by = {r["run"]: r for r in rows}
-    ps = by["PsFuture (defaults)"]
+    ps = by.get("PsFuture (defaults)")
     lines = ["# Sweep throughput: batch 1 vs batch N (eval/bench_sweep.py)", "",
              f"`{shlex.join([sys.executable.split('/')[-1], 'eval/bench_sweep.py', *(argv or sys.argv[1:])])}`", "",
              f"- model: `{model.info.get('name')}` sha256 `{model.info.get('sha256')}`; corpus {corpus.name}; "
@@ -106,9 +112,11 @@ def main(argv=None) -> None:
                      f"{r['speedup']:.2f}x | {same} | "
                      f"{r['gflop_per_sentence']:.1f} | {r['achieved_gflops_batchN']:.0f} | "
                      f"{r['achieved_gflops_batchN'] / peak:.0%} |")
-    lines += ["", "PsFuture (defaults) cost per sentence relative to the others, same sentences, batch N:", "",
-              "| vs | time ratio | FLOP ratio |", "|---|---:|---:|"]
-    for other in ("offline (greedy)", "AlignAtt frames=2", "LA-2"):
+    peers = [o for o in ("offline (greedy)", "AlignAtt frames=2", "LA-2") if o in by and ps]
+    if peers:
+        lines += ["", "PsFuture (defaults) cost per sentence relative to the others, same sentences, batch N:", "",
+                  "| vs | time ratio | FLOP ratio |", "|---|---:|---:|"]
+    for other in peers:
         o = by[other]
         lines.append(f"| {other} | {o['sent_per_s_batchN'] / ps['sent_per_s_batchN']:.2f}x | "
                      f"{ps['gflop_per_sentence'] / o['gflop_per_sentence']:.2f}x |")

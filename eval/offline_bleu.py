@@ -37,18 +37,24 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--out", type=Path, default=ROOT / "eval/results")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    from psfuture.precision import add_precision_args, precision_kwargs
+    add_precision_args(ap)
     args = ap.parse_args(argv)
     for f in (args.src, args.ref):
         if not f.is_file():
             sys.exit(f"error: {f} not found; build the corpus with `python scripts/build_data.py` or pass --src/--ref")
 
+    from psfuture.errors import PsFutureError
     from psfuture.model import load_model
     from psfuture.sweep import bleu, read_corpus
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    try:
+        model = load_model(args.model, **precision_kwargs(args))
+    except PsFutureError as e:
+        sys.exit(f"error: {e}")
     corpus = read_corpus(args.src, args.ref, args.limit)
     rows = []
     for beam in args.beams:

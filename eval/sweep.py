@@ -69,6 +69,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-progress", action="store_true")
+    from psfuture.precision import add_precision_args, precision_kwargs
+    add_precision_args(ap)
     args = ap.parse_args(argv)
 
     import torch
@@ -81,9 +83,10 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        models = [load_model(m, src_lang=args.src_lang, tgt_lang=args.tgt_lang) for m in args.model or [None]]
+        models = [load_model(m, src_lang=args.src_lang, tgt_lang=args.tgt_lang, **precision_kwargs(args))
+                  for m in args.model or [None]]
         if args.future_model:
-            models = routed(models, load_model(args.future_model), sweep.main_grid(args.grid))
+            models = routed(models, load_model(args.future_model, **precision_kwargs(args)), sweep.main_grid(args.grid))
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "

@@ -18,6 +18,7 @@ from simuleval.agents import TextToTextAgent
 from simuleval.agents.actions import ReadAction, WriteAction
 
 from psfuture.model import Model, load_model
+from psfuture.precision import add_precision_args, precision_kwargs
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
 from psfuture.session import Session, State
 
@@ -55,9 +56,9 @@ class SessionAgent(TextToTextAgent):
 
     def __init__(self, args: argparse.Namespace):
         langs = {"src_lang": getattr(args, "src_lang", None), "tgt_lang": getattr(args, "tgt_lang", None)}
-        key = (str(args.checkpoint), *langs.values())
+        key = (str(args.checkpoint), *langs.values(), args.dtype, args.quantize)
         if key not in _MODELS:
-            _MODELS[key] = load_model(args.checkpoint, **langs)
+            _MODELS[key] = load_model(args.checkpoint, **langs, **precision_kwargs(args))
         self.model = _MODELS[key]
         self.rw_policy = policy_from_args(self.policy_class, args)
         self.max_len = (args.max_len_a, args.max_len_b)
@@ -72,6 +73,7 @@ class SessionAgent(TextToTextAgent):
         parser.add_argument("--tgt-lang", default=None, help="target language code of a multilingual transformers model")
         parser.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
         parser.add_argument("--max-len-b", type=int, default=10)
+        add_precision_args(parser)
         add_policy_args(parser, cls.policy_class)
 
     def reset(self) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .precision import add_precision_args, precision_kwargs
 from .protocol import Limits, StreamSettings, WordBuffer
 
 DEMO_SENTENCES = [
@@ -64,6 +65,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="pick the threshold that aims at this average lagging (source words)")
     g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_option,
                    help="any other policy setting, e.g. --set k=3 for waitk, --set divergence=js (repeatable)")
+    add_precision_args(g)
     g.add_argument("--threads", type=_positive(int), default=1,
                    help="torch threads for the model (default: %(default)s, the fastest on a small shared machine)")
 
@@ -114,7 +116,7 @@ def _load(args):
     from .errors import PsFutureError
     from .model import load_model
     try:
-        model = load_model(args.model, src_lang=args.src_lang, tgt_lang=args.tgt_lang)
+        model = load_model(args.model, src_lang=args.src_lang, tgt_lang=args.tgt_lang, **precision_kwargs(args))
         settings = _settings(args)
         settings.to_policy(_calibration(model))
     except PsFutureError as e:

@@ -54,7 +54,7 @@ class Engine:
 
     def info(self) -> dict:
         info = getattr(self.model, "info", {}) or {}
-        return {"model": {k: info[k] for k in ("name", "sha256") if k in info}}
+        return {"model": {k: info[k] for k in ("name", "sha256", "precision") if k in info}}
 
     def open(self, settings: StreamSettings):
         from .session import Session

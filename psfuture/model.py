@@ -33,6 +33,7 @@ import torch
 
 from psfuture import _quiet_fairseq_logging
 from psfuture.errors import ConfigError, ModelLoadError
+from psfuture.precision import check_precision
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,47 @@ def _import_user_tasks(task_name: str) -> None:
             pass
 
 
+def _cast_encoder_out(decoder, args, kwargs):
+    # Callers build encoder_out buffers in float32; a bfloat16 decoder needs its own dtype.
+    enc = kwargs.get("encoder_out")
+    dtype = decoder.embed_tokens.weight.dtype
+    if enc and enc.get("encoder_out") and enc["encoder_out"][0].dtype != dtype:
+        kwargs["encoder_out"] = dict(enc, encoder_out=[enc["encoder_out"][0].to(dtype)])
+    return args, kwargs
+
+
+def _set_precision(net, dtype: str, quantize: str):
+    if dtype == "bfloat16":
+        net = net.to(torch.bfloat16)
+        net.decoder.register_forward_pre_hook(_cast_encoder_out, with_kwargs=True)
+    if quantize == "int8-ffn":
+        # Attention projections stay float: fairseq's fast attention path reads their biases.
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        ffn = {name for name, _ in net.named_modules() if name.rsplit(".", 1)[-1] in ("fc1", "fc2")}
+        with warnings.catch_warnings():  # torch marks quantized tensors deprecated; they still run
+            warnings.simplefilter("ignore")
+            net = quantize_dynamic(net, ffn, dtype=torch.qint8)
+    return net
+
+
 def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", incremental: bool = True,
-               cache_size: int = 256, src_lang: str | None = None, tgt_lang: str | None = None) -> "Model":
+               cache_size: int = 256, src_lang: str | None = None, tgt_lang: str | None = None,
+               dtype: str = "float32", quantize: str | None = None) -> "Model":
     """Load a model directory (default: the shipped model) for inference: a transformers seq2seq model when
-    it holds a config.json (src_lang/tgt_lang: codes of multilingual models), else a fairseq one."""
+    it holds a config.json (src_lang/tgt_lang: codes of multilingual models), else a fairseq one.
+
+    dtype/quantize: the compute precision of fairseq models (DTYPES, QUANTIZE); log-probs reach policies as float32.
+    """
+    dtype, quantize = check_precision(dtype, quantize)
+    if device != "cpu" and quantize != "none":
+        raise ConfigError(f"--quantize {quantize} runs on the CPU only")
     d = resolve_model_dir(path)
     if (d / "config.json").is_file():
+        if (dtype, quantize) != ("float32", "none"):
+            raise ConfigError("--dtype/--quantize apply to fairseq models only; a transformers model runs in float32")
         from psfuture.hf_model import load_hf_model
         return load_hf_model(d, device=device, incremental=incremental, cache_size=cache_size,
                              src_lang=src_lang, tgt_lang=tgt_lang)
@@ -174,7 +210,8 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", in
     info.setdefault("sha256", sha256(ckpt))
     info.setdefault("name", d.name)
     info["path"] = str(d)
-    net = models[0].to(device).float().eval()  # fp32 compute even if stored fp16
+    info["precision"] = dtype if quantize == "none" else f"{dtype}+{quantize}"
+    net = _set_precision(models[0].to(device).float().eval(), dtype, quantize)  # stored fp16: float unless asked
     if task.source_dictionary != task.target_dictionary and list(task.source_dictionary.symbols) != list(
             task.target_dictionary.symbols):
         raise ModelLoadError(f"{d}: source and target dictionaries differ; psfuture expects a joined dictionary.")
