@@ -62,7 +62,7 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
         for label, group in curves.items():
             at = [interpolate([(getattr(r, m), r.BLEU) for r in group], a) for m, a in EQUAL_AT]
             lines.append(f"| {label} | " + " | ".join(_fmt(x) for x in at) + " |")
-        lines += bootstrap_lines(curves, corpus.references)
+        lines += bootstrap_lines(curves_of(results), corpus.references)
     if ablation:
         lines += ["", "## PsFuture ablation (psfuture's own design choices, not the paper's settings)", "",
                   "BLEU interpolated at fixed AL along each variant's threshold curve ('-': not reached).", "",
@@ -82,19 +82,25 @@ EQUAL_AT = (("AL", 2), ("AL", 3), ("AL", 4), ("LAAL", 3), ("LAAL", 4))
 
 
 def comparisons(curves: dict[str, list[Result]], references: Sequence[str], n_samples: int = 1000) -> list:
-    """Every PsFuture curve against every other curve at each EQUAL_AT point (paired bootstrap)."""
-    ours = [label for label in curves if "psfuture" in label]
+    """Every PsFuture curve against every other curve (paired bootstrap): at each EQUAL_AT point, and
+    at the own AL of a peer measured at one configuration only (LA-2: PsFuture interpolated there)."""
+    ours = [label for label, group in curves.items() if group[0].policy == "psfuture"]
     pairs = [(a, b) for a in ours for b in curves if b != a and not (b in ours and ours.index(b) < ours.index(a))]
+    points = {m: {label: [(getattr(r, m), r.predictions) for r in group] for label, group in curves.items()}
+              for m in ("AL", "LAAL")}
     out = []
     for metric, at in EQUAL_AT:
-        points = {label: [(getattr(r, metric), r.predictions) for r in group] for label, group in curves.items()}
-        out += compare_curves(points, pairs, references, metric, at, n_samples)
+        out += compare_curves(points[metric], [(a, b) for a, b in pairs if len(curves[b]) > 1], references,
+                              metric, at, n_samples)
+    for a, b in pairs:
+        if len(curves[b]) == 1:
+            out += compare_curves(points["AL"], [(a, b)], references, "AL", curves[b][0].AL, n_samples)
     return out
 
 
 def bootstrap_lines(curves: dict[str, list[Result]], references: Sequence[str]) -> list[str]:
     rows = comparisons(curves, references) if references and all(
-        r.predictions for group in curves.values() for r in group) else []
+        len(r.predictions) == len(references) for group in curves.values() for r in group) else []
     if not rows:
         return []
     lines = ["", "## Paired bootstrap at equal latency", "",
@@ -103,7 +109,7 @@ def bootstrap_lines(curves: dict[str, list[Result]], references: Sequence[str]) 
              f"sacrebleu's paired-bootstrap p-value. Signature: `{rows[0].signature}`.", "",
              "| A | B | at | BLEU A | BLEU B | A - B | 95% interval | p |", "|---|---|---|---|---|---|---|---|"]
     for c in rows:
-        lines.append(f"| {c.a} | {c.b} | {c.metric}={c.at:g} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | {c.delta:+.2f} | "
+        lines.append(f"| {c.a} | {c.b} | {c.metric}={c.at:.3g} | {c.bleu_a:.2f} | {c.bleu_b:.2f} | {c.delta:+.2f} | "
                      f"[{c.ci[0]:+.2f}, {c.ci[1]:+.2f}] | {c.p:.4f} |")
     return lines
 
