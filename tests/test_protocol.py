@@ -166,7 +166,8 @@ def test_settings_build_the_engines_policy():
     assert StreamSettings(target_al=3).to_policy(lambda policy, al, settings: al / 10) == PsFuture(threshold=0.3)
     seen = []
     StreamSettings(target_al=3, options=(("k", 2),)).to_policy(lambda p, al, settings: seen.append(settings) or 0.1)
-    assert seen == [{"placeholder": "unk", "k": 2, "prefix_eos": False, "divergence": "kl", "future_eos": True}]
+    assert seen == [{k: v for k, v in PsFuture(k=2).settings().items() if k != "threshold"}]
+    assert seen[0]["k"] == 2 and seen[0]["divergence"] == "kl"
     for bad, match in [(StreamSettings("nope"), "unknown policy"), (StreamSettings(target_al=3), "calibration"),
                        (StreamSettings(options=(("threshold", "high"),)), "threshold"),
                        (StreamSettings(options=(("beam", 5),)), "beam")]:
