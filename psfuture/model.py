@@ -240,50 +240,40 @@ class _RowPositions(torch.nn.Module):
         return self.inner(tokens)
 
 
-def _merge(states: Sequence[dict], modules) -> dict:
-    """Stack one-row incremental states into one batch; pad unequal key lengths with masked zeros."""
+def _gather(rows: Sequence[tuple[dict, int]], modules) -> dict:
+    """One batch state for the rows (batch state, row index) of earlier calls. The rows of one earlier
+    call, all of them and in order, reuse its tensors as they are (the common case: streams that step
+    together keep stepping together); otherwise each earlier batch gives its rows in one index_select,
+    unequal key lengths padded with masked zeros."""
+    first = rows[0][0]
+    if all(st is first for st, _ in rows) and [i for _, i in rows] == list(range(_size(first, modules))):
+        return {k: dict(v) for k, v in first.items()}  # fairseq rewrites the inner dicts: copy them, not tensors
+    groups: dict[int, tuple[dict, list[int]]] = {}
+    for st, i in rows:
+        groups.setdefault(id(st), (st, []))[1].append(i)
+    order: list[tuple[int, int]] = [(id(st), i) for st, i in rows]
+    position = {key: n for n, key in enumerate((g, i) for g, (_, idx) in groups.items() for i in idx)}
+    perm = torch.tensor([position[key] for key in order])
     merged: dict = {}
     for m in modules:
-        rows = [m._get_input_buffer(s) for s in states]
-        lens = [r["prev_key"].size(2) for r in rows]
-        width = max(lens)
-        buf: dict = {}
-        for name in ("prev_key", "prev_value"):
-            buf[name] = torch.cat([torch.nn.functional.pad(r[name], (0, 0, 0, width - n))
-                                   for r, n in zip(rows, lens)])
-        if any(r.get("prev_key_padding_mask") is not None for r in rows) or len(set(lens)) > 1:
-            masks = []
-            for r, n in zip(rows, lens):
-                mask = r.get("prev_key_padding_mask")
-                mask = r["prev_key"].new_zeros(1, n) if mask is None else mask.float()
-                masks.append(torch.nn.functional.pad(mask, (0, width - n), value=1.0))
-            buf["prev_key_padding_mask"] = torch.cat(masks)
-        else:
-            buf["prev_key_padding_mask"] = None
+        bufs = [(m._get_input_buffer(st), torch.tensor(idx)) for st, idx in groups.values()]
+        width = max(b["prev_key"].size(2) for b, _ in bufs)
+        keys, values, masks = [], [], []
+        for b, idx in bufs:
+            n = b["prev_key"].size(2)
+            keys.append(torch.nn.functional.pad(b["prev_key"].index_select(0, idx), (0, 0, 0, width - n)))
+            values.append(torch.nn.functional.pad(b["prev_value"].index_select(0, idx), (0, 0, 0, width - n)))
+            mask = b.get("prev_key_padding_mask")
+            mask = b["prev_key"].new_zeros(len(idx), n) if mask is None else mask.index_select(0, idx).float()
+            masks.append(torch.nn.functional.pad(mask, (0, width - n), value=1.0))
+        buf = {"prev_key": torch.cat(keys).index_select(0, perm), "prev_value": torch.cat(values).index_select(0, perm),
+               "prev_key_padding_mask": torch.cat(masks).index_select(0, perm)}
         m._set_input_buffer(merged, buf)
     return merged
 
 
-def _split(state: dict, modules, src_lens: Sequence[int]) -> list[dict]:
-    """One-row states out of a batch state, without the padding the batch added: self-attention keeps
-    its unmasked keys, cross-attention the row's own source length (masked source pieces, e.g. <pad>
-    placeholders, stay: attention is reported over every source position)."""
-    out = [{} for _ in src_lens]
-    for m in modules:
-        buf = m._get_input_buffer(state)
-        mask = buf.get("prev_key_padding_mask")
-        for i, n in enumerate(src_lens):
-            if m.encoder_decoder_attention:
-                keep = slice(0, n)
-            elif mask is not None and bool(mask[i].any()):
-                keep = (mask[i] == 0).nonzero().squeeze(1)
-            else:
-                keep = slice(None)
-            row = {"prev_key": buf["prev_key"][i:i + 1, :, keep], "prev_value": buf["prev_value"][i:i + 1, :, keep]}
-            row_mask = None if mask is None else mask[i:i + 1, keep]
-            row["prev_key_padding_mask"] = row_mask if row_mask is not None and bool(row_mask.any()) else None
-            m._set_input_buffer(out[i], row)
-    return out
+def _size(state: dict, modules) -> int:
+    return modules[0]._get_input_buffer(state)["prev_key"].size(0)
 
 
 class Model:
@@ -306,7 +296,7 @@ class Model:
         self.calls: Counter = Counter()  # "encoder"/"decoder" forward calls, "*_rows" batch rows
         self.seconds = 0.0
         self._enc: OrderedDict = OrderedDict()  # src ids -> [S, 1, C] encoder output
-        self._dec: OrderedDict = OrderedDict()  # (src, prefix) -> one-row incremental state
+        self._dec: OrderedDict = OrderedDict()  # (src, prefix) -> (batch incremental state, its row)
         self._modules = _bufs(net)
         self._words: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()
@@ -414,7 +404,7 @@ class Model:
         state = None
         try:
             if stepping:
-                state = _merge([self._dec[(q.src, q.prefix[:-1])] for q in queries], self._modules)
+                state = _gather([self._dec[(q.src, q.prefix[:-1])] for q in queries], self._modules)
                 # Cross-attention keys and values come from the cached states (static_kv), so the
                 # encoder output is a placeholder the layers only test for presence.
                 dummy = {"encoder_out": [torch.zeros(1, len(queries), 1, device=self.device)],
@@ -448,8 +438,8 @@ class Model:
         logprobs = self.net.get_normalized_probs((logits, extra), log_probs=True)[:, 0].float()
         attn = {i: a[rows, pos].float() for i, a in attns.items()}
         if state is not None:
-            for q, s in zip(queries, _split(state, self._modules, [len(q.src) for q in queries])):
-                self._dec[(q.src, q.prefix)] = s
+            for i, q in enumerate(queries):  # rows keep the batch's padding; its masks hide it
+                self._dec[(q.src, q.prefix)] = (state, i)
         return {q: Answer(logprobs[i].cpu(),
                           attn[last if q.attn_layer is None else q.attn_layer % (last + 1)][i, :len(q.src)].cpu())
                 for i, q in enumerate(queries)}

@@ -99,21 +99,23 @@ class _Timed:  # the instance fields SimulEval's AL reads
 
 def stream_batched(model, runs: Sequence[tuple[Policy, str]], **session_kw) -> list[Session]:
     """Many (policy, sentence) runs, each fed exactly as `stream` feeds one, in lockstep: each round
-    every unfinished run reads its next word, then the model work of the whole round goes through
-    shared model calls (session.run_batched). Runs of equally long sentences stay in step, so each call
-    sees sources and target prefixes of similar length (little padding) and their final decodes share
-    calls too."""
+    every run still reading takes its next word, then the model work of the whole round goes through
+    shared model calls (session.run_batched); the final decodes (all of the offline policy's work, the
+    tail of every other) wait for one last round and share its calls. Sentences of similar length (the
+    sweep batches them so) keep sources and target prefixes of similar length in each call."""
     sessions = [Session(model, policy, **session_kw) for policy, _ in runs]
     words = [sentence.split() for _, sentence in runs]
     for r in range(max(map(len, words), default=0)):
         active = []
         for s, w in zip(sessions, words):
-            if r < len(w):
+            if r < len(w) - 1:
                 s.push(w[r], run=False)
-                if r == len(w) - 1:  # the last word arrives together with the end of the source
-                    s.finish(run=False)
                 active.append(s)
+            elif r == len(w) - 1:  # the last word arrives together with the end of the source
+                s.push(w[r], run=False)
+                s.finish(run=False)
         run_batched(model, active)
+    run_batched(model, sessions)  # every run's final decode, together
     return sessions
 
 
