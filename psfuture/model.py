@@ -351,10 +351,23 @@ class Model:
                 answers.update(self._decode(whole, False))
             for q in stepping:  # superseded by its child: keep the cache small
                 self._dec.pop((q.src, q.prefix[:-1]), None)
-            while len(self._dec) > self.cache_size:  # only now: the second call may have needed the oldest
-                self._dec.popitem(last=False)
+            self._trim_cache()  # only now: the second call may have needed the oldest
             self.seconds += time.perf_counter() - start
             return [answers[q] for q in queries]
+
+    def _trim_cache(self) -> None:
+        """Keep the newest cache_size states, and no more than cache_size batch rows pinned by them
+        (a cached row keeps its whole batch's tensors alive)."""
+        keep, rows, seen = 0, 0, set()
+        for st, _ in reversed(self._dec.values()):
+            if id(st) not in seen:
+                seen.add(id(st))
+                rows += _size(st, self._modules)
+            if keep >= self.cache_size or (keep and rows > self.cache_size):
+                break
+            keep += 1
+        for _ in range(len(self._dec) - keep):
+            self._dec.popitem(last=False)
 
     def _encode_missing(self, srcs: set) -> None:
         new = sorted(s for s in srcs if s not in self._enc)
