@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 import torch
 
 from psfuture.errors import ConfigError, ModelLoadError
-from psfuture.model import Answer, Query, Vocab, check_attn_layers, sha256
+from psfuture.model import Answer, Query, Vocab, check_attn_layers, missing_sources, sha256
 
 # model_type values whose logits are lm_head(decoder output) (+ final_logits_bias) and whose decoder
 # has an absolute position embedding module; others (T5's relative positions, ...) are not supported.
@@ -228,9 +228,7 @@ class HFModel:
             return [answers[q] for q in queries]
 
     def _encode_missing(self, srcs: set) -> None:
-        new = sorted(s for s in srcs if s not in self._enc)
-        for s in srcs - set(new):
-            self._enc.move_to_end(s)
+        new = missing_sources(self._enc, srcs)
         if not new:
             return
         seqs = [self.src_prefix + s for s in new]

@@ -59,6 +59,14 @@ def check_attn_layers(queries: Sequence[Query], n: int) -> None:
                               f"(use 0..{n - 1}, negative from the top, or None for the last)")
 
 
+def missing_sources(cache: OrderedDict, srcs: set) -> list:
+    """The sources an encoder cache lacks, sorted; the cached ones become the most recently used."""
+    new = sorted(s for s in srcs if s not in cache)
+    for s in srcs - set(new):
+        cache.move_to_end(s)
+    return new
+
+
 @dataclass(frozen=True)
 class Answer:
     logprobs: torch.Tensor  # [vocab] float32 log-probabilities of the next token
@@ -370,9 +378,7 @@ class Model:
             self._dec.popitem(last=False)
 
     def _encode_missing(self, srcs: set) -> None:
-        new = sorted(s for s in srcs if s not in self._enc)
-        for s in srcs - set(new):
-            self._enc.move_to_end(s)
+        new = missing_sources(self._enc, srcs)
         if not new:
             return
         tokens = self._pad(new)
