@@ -33,13 +33,14 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16, help="sweep.run's batch, if it takes one (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="sweep.run's processes for the PsFuture part")
     ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_precision")
     args = ap.parse_args(argv)
 
     import torch
     from tqdm import tqdm
 
-    from psfuture import sweep
+    from psfuture import significance, sweep
     from psfuture.errors import PsFutureError
     from psfuture.model import load_model
     from psfuture.policies import PsFuture
@@ -74,14 +75,16 @@ def main(argv=None) -> None:
                    "offline_identical": sum(a == b for a, b in zip(hyps[p], hyps[names[0]])), "sacrebleu": signature}
         print(json.dumps(rows[p]), flush=True)
     load.append(os.getloadavg()[0])
-    ps_corpus = None
+    ps_corpus, ps_hyps = None, {}
     if args.psfuture_limit != 0:
         ps_corpus = sweep.read_corpus(args.src, args.ref, args.psfuture_limit)
         extra = {"batch": args.batch} if "batch" in inspect.signature(sweep.run).parameters else {}
+        extra.update({"jobs": args.jobs} if args.jobs > 1 else {})
         for p in names:
             models[p].clear_cache()
             t0 = time.perf_counter()
             (r,) = sweep.run(models[p], ps_corpus, [PsFuture()], desc=f"psfuture {p}", **extra)
+            ps_hyps[p] = r.predictions
             rows[p].update(psfuture_bleu=round(r.BLEU, 2), psfuture_al=round(r.AL, 2),
                            psfuture_s_per_sentence=(time.perf_counter() - t0) / len(ps_corpus),
                            policy=r.signature, psfuture_batch=extra.get("batch"))
@@ -122,6 +125,19 @@ def main(argv=None) -> None:
               "", "Offline batches rotate through the precisions; the PsFuture runs go one precision after the "
               "other, so on a shared machine their speed column also measures how the load changed "
               "(see the load averages: before, after offline, after PsFuture)."]
+    lines += ["", "Paired bootstrap against " + names[0] + " (sacrebleu's test, 1,000 resamples; PsFuture at the "
+              "same settings, so also read its AL column):", "",
+              "| precision | part | delta BLEU | 95% interval | p |", "| --- | --- | ---: | --- | ---: |"]
+    for part, hyp, refs in (("offline greedy", hyps, corpus.references),
+                            ("PsFuture", ps_hyps, ps_corpus.references if ps_corpus else [])):
+        for p in names[1:]:
+            if p in hyp:
+                (c,) = significance.compare_curves({p: [(0.0, hyp[p])], names[0]: [(0.0, hyp[names[0]])]},
+                                                   [(p, names[0])], refs, "same settings", 0.0)
+                result.setdefault("bootstrap", []).append({"precision": p, "part": part, "delta": round(c.delta, 2),
+                                                           "ci": [round(x, 2) for x in c.ci], "p": round(c.p, 4)})
+                lines.append(f"| {p} | {part} | {c.delta:+.2f} | [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}] | {c.p:.3f} |")
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(args.out.with_suffix(".md").read_text())
 

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from psfuture.precision import add_precision_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +159,7 @@ def _r(x):
     return None if x is None else round(x, 1)
 
 
-def start_server(args, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+def start_server(args, workers: int, threads: int, dtype: str) -> tuple[subprocess.Popen, int]:
     cmd = [sys.executable, "-m", "psfuture.cli", "serve", "--port", "0", "--max-streams", "1000",
            "--max-connections", "1000", "--policy", args.policy, "--batch" if args.batch else "--no-batch",
            "--workers", str(workers), "--threads", str(threads)]
@@ -168,7 +167,7 @@ def start_server(args, workers: int, threads: int) -> tuple[subprocess.Popen, in
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
         cmd += ["--threshold", str(args.threshold)]
-    cmd += ["--dtype", args.dtype] + (["--quantize", args.quantize] if args.quantize else [])
+    cmd += ["--dtype", dtype] + (["--quantize", args.quantize] if args.quantize else [])
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for line in proc.stderr:
         found = re.search(r"serving on http://[^:]+:(\d+)/", line)
@@ -187,7 +186,8 @@ def machine() -> dict:
 
 
 def _label(setup: dict) -> str:
-    return f"{setup['workers']} process{'es' if setup['workers'] > 1 else ''} x {setup['threads']} thread{'s' if setup['threads'] > 1 else ''}"
+    return (f"{setup['workers']} process{'es' if setup['workers'] > 1 else ''} x {setup['threads']} "
+            f"thread{'s' if setup['threads'] > 1 else ''}, {setup.get('dtype', 'float32')}")
 
 
 def _ratio(b, a):
@@ -207,7 +207,8 @@ def markdown(result: dict) -> str:
         "and threads per source word, which other load on the machine does not inflate the way it does latency.",
         "", f"Command: `{c['command']}`", ""]
     for setup in result["setups"]:
-        out += [f"## {_label(setup)} (`psfuture serve --workers {setup['workers']} --threads {setup['threads']}`)", "",
+        out += [f"## {_label(setup)} (`psfuture serve --workers {setup['workers']} --threads {setup['threads']} "
+                f"--dtype {setup.get('dtype', 'float32')}`)", "",
                 "| streams | words/s each | p50 ms | p95 ms | max ms | source words | target words | mean AL | "
                 "server CPU ms/word | keeps up |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
         for r in setup["levels"]:
@@ -215,8 +216,8 @@ def markdown(result: dict) -> str:
                        f"{r['source_words']} | {r['target_words']} | {r['mean_al']} | {r['server_cpu_ms_per_word']} | "
                        f"{'yes' if r['keeps_up'] else 'NO'} |")
         out += ["", f"Most concurrent streams that keep up: **{setup['max_streams_keeping_up']}**.", ""]
-    if len(result["setups"]) == 2:
-        a, b = result["setups"]
+    a = result["setups"][0]
+    for b in result["setups"][1:]:  # every setup against the first
         la, lb = _label(a), _label(b)
         out += [f"## Side by side: {lb} / {la}", "",
                 f"| streams | p95 ms, {la} | p95 ms, {lb} | p95 ratio | CPU ms/word, {la} | CPU ms/word, {lb} | CPU ratio |",
@@ -238,8 +239,8 @@ def markdown(result: dict) -> str:
     return "\n".join(out)
 
 
-def run_setup(args, texts: list[str], workers: int, threads: int) -> tuple[dict, dict, str | None]:
-    proc, port = start_server(args, workers, threads)
+def run_setup(args, texts: list[str], workers: int, threads: int, dtype: str) -> tuple[dict, dict, str | None]:
+    proc, port = start_server(args, workers, threads, dtype)
     url = f"ws://127.0.0.1:{port}/ws"
     levels = []
     try:
@@ -248,7 +249,7 @@ def run_setup(args, texts: list[str], workers: int, threads: int) -> tuple[dict,
         for n in args.levels:
             r = asyncio.run(level(url, texts, n, args.wps, args.seconds, args.seed + n, proc.pid))
             levels.append(r)
-            print(f"{workers}x{threads} {n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
+            print(f"{workers}x{threads} {dtype} {n:4d} streams  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
                   f"{r['target_words']} words out  server CPU {r['server_cpu_ms_per_word']} ms/word  "
                   f"{'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}", flush=True)
     finally:
@@ -263,7 +264,7 @@ def run_setup(args, texts: list[str], workers: int, threads: int) -> tuple[dict,
         if not r["keeps_up"]:
             break
         keeping.append(r["streams"])
-    setup = {"workers": workers, "threads": threads, "levels": levels,
+    setup = {"workers": workers, "threads": threads, "dtype": dtype, "levels": levels,
              "max_streams_keeping_up": max(keeping) if keeping else 0}
     return setup, hello, policy
 
@@ -287,20 +288,22 @@ def main() -> None:
     p.add_argument("--note", default="", help="a label printed atop the table, e.g. 'under load: ...'")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
     p.add_argument("--seed", type=int, default=1)
-    add_precision_args(p)  # passed to the server
+    p.add_argument("--dtype", nargs="+", default=["float32"],
+                   help="compute precision of each setup, zipped with --workers/--threads (default: %(default)s)")
+    p.add_argument("--quantize", default=None, help="quantization, every setup (default: none)")
     args = p.parse_args()
-    if len(args.workers) != len(args.threads) and 1 not in (len(args.workers), len(args.threads)):
-        p.error("give as many --threads as --workers (or one of either)")
-    n = max(len(args.workers), len(args.threads))
-    setups = list(zip(args.workers * n if len(args.workers) == 1 else args.workers,
-                      args.threads * n if len(args.threads) == 1 else args.threads))
+    lists = (args.workers, args.threads, args.dtype)
+    n = max(map(len, lists))
+    if any(len(x) not in (1, n) for x in lists):
+        p.error("give --workers, --threads and --dtype the same number of values (or one)")
+    setups = list(zip(*(x * n if len(x) == 1 else x for x in lists)))
     source = args.source or next(f for f in (ROOT / "data/corpus/test.de", ROOT / "tests/fixtures/tiny.de")
                                  if f.exists())
     texts = sentences(source)
     load_before = os.getloadavg()[0]  # other jobs on the machine slow the server down: say how busy it was
     results, hello, policy = [], {}, None
-    for workers, threads in setups:
-        setup, h, pol = run_setup(args, texts, workers, threads)
+    for workers, threads, dtype in setups:
+        setup, h, pol = run_setup(args, texts, workers, threads, dtype)
         results.append(setup)
         hello, policy = hello or h, policy or pol
     best = max(results, key=lambda x: (x["max_streams_keeping_up"],
@@ -312,13 +315,13 @@ def main() -> None:
                                   "load_avg_1m_after": round(os.getloadavg()[0], 2)},
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")},
         "config": {"wps": args.wps, "seconds": args.seconds, "batch": args.batch, "levels": args.levels,
-                   "setups": [{"workers": w, "threads": t} for w, t in setups], "note": args.note,
-                   "dtype": args.dtype, "quantize": args.quantize or "none",
+                   "setups": [{"workers": w, "threads": t, "dtype": d} for w, t, d in setups], "note": args.note,
+                   "quantize": args.quantize or "none",
                    "command": shlex.join(["python", *argv]),
                    "source": str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source),
                    "sentences": len(texts), "seed": args.seed},
         "setups": results,
-        "best": {k: best[k] for k in ("workers", "threads", "max_streams_keeping_up")},
+        "best": {k: best[k] for k in ("workers", "threads", "dtype", "max_streams_keeping_up")},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Sweep throughput: batch 1 vs batch N, per policy and for a whole grid, in one run; model FLOPs per
+"""Sweep throughput: what each lever gives, per policy and for a whole grid, in one run; model FLOPs per
 sentence against this CPU's matmul rate.
 
-    python eval/bench_sweep.py                         # GNOME test[:200], batch 16, 1 torch thread
-    python eval/bench_sweep.py --limit 0 --threads 2   # the whole test set
+    python eval/bench_sweep.py                         # GNOME test[:200]: batch 1, batch 16, + bf16, + 2 processes
+    python eval/bench_sweep.py --limit 0 --every 10    # every 10th sentence of the whole test set
+    python eval/bench_sweep.py --dtype float32 --jobs 1   # batching alone
 
-Each row streams the same sentences through psfuture.sweep.run(memo=True) at batch 1 and at batch N
-(back to back, so machine load affects both alike) and checks that both give the same translations
-and delays. FLOPs are counted by torch's FlopCounterMode on the first --flop-limit sentences.
+Each row streams the same sentences through psfuture.sweep.run(memo=True) in each setup, back to back
+(machine load affects all alike): batch 1 in float32 (the old sweep), batch N, then + --dtype, then
++ --jobs processes; it checks that batch N gives batch 1's translations and delays, and N processes
+one process's. FLOPs are counted by torch's FlopCounterMode on the first --flop-limit sentences.
 Writes eval/results/bench_sweep.{md,json}. A benchmark, not a test: numbers depend on the machine.
 """
 import argparse
@@ -22,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def matmul_rate(threads: int) -> float:
-    """GFLOP/s of an fp32 [256 x 512] @ [512 x 2048] matmul, the shape of a batched FFN layer."""
+def matmul_rate(threads: int, dtype: str = "float32") -> float:
+    """GFLOP/s of a [256 x 512] @ [512 x 2048] matmul, the shape of a batched FFN layer."""
     import torch
 
-    a, w = torch.randn(256, 512), torch.randn(2048, 512)
+    a, w = torch.randn(256, 512, dtype=getattr(torch, dtype)), torch.randn(2048, 512, dtype=getattr(torch, dtype))
     for _ in range(10):
         torch.nn.functional.linear(a, w)
     n, start = 200, time.perf_counter()
@@ -42,7 +44,11 @@ def main(argv=None) -> None:
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--limit", type=int, default=200, help="first N sentences (0: all)")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--dtype", default="bfloat16", help="the precision lever (float32: none)")
+    ap.add_argument("--jobs", type=int, default=2, help="the processes lever (1: none)")
+    ap.add_argument("--every", type=int, default=1, help="every Kth sentence of the first --limit (a sample "
+                                                         "with the set's lengths)")
     ap.add_argument("--flop-limit", type=int, default=20)
     ap.add_argument("--runs", default="offline,waitk,la,alignatt,psfuture,grid",
                     help="which rows to run (comma-separated; the relative-cost table needs psfuture and its peers)")
@@ -57,11 +63,21 @@ def main(argv=None) -> None:
     from psfuture.policies import AlignAtt, LocalAgreement, Offline, PsFuture, WaitK
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    models = {d: load_model(args.model, dtype=d) for d in dict.fromkeys(["float32", args.dtype])}
+    model = models["float32"]
     corpus = sweep.read_corpus(args.src, args.ref, args.limit or None)
+    if args.every > 1:
+        corpus = sweep.Corpus(corpus.sources[::args.every], corpus.references[::args.every],
+                              f"{corpus.name} every {args.every}th")
     small = sweep.read_corpus(args.src, args.ref, args.flop_limit)
     grid = [p for p in sweep.main_grid(["waitk.k=1,3,5,7", "alignatt.frames=1,2,4",
                                         "psfuture.threshold=0.05,0.1,0.2,0.5"])]
+    # The levers, one after the other: each setup adds one to the one before (the first is the old sweep).
+    setups = [("batch 1", "float32", 1, 1), (f"batch {args.batch}", "float32", args.batch, 1)]
+    if args.dtype != "float32":
+        setups.append((f"+ {args.dtype}", args.dtype, args.batch, 1))
+    if args.jobs > 1:
+        setups.append((f"+ {args.jobs} processes", args.dtype, args.batch, args.jobs))
     rows = []
     wanted = set(args.runs.split(","))
     for key, label, policies in [("offline", "offline (greedy)", [Offline()]), ("waitk", "wait-k k=3", [WaitK(k=3)]),
@@ -71,58 +87,74 @@ def main(argv=None) -> None:
         if key not in wanted:
             continue
         seconds, outs = {}, {}
-        for batch in (1, args.batch):
-            model.clear_cache()
+        for name, dtype, batch, jobs in setups:
+            m = models[dtype]
+            m.clear_cache()
             start = time.perf_counter()
-            outs[batch] = sweep.run(model, corpus, policies, memo=True, batch=batch, progress=False)
-            seconds[batch] = time.perf_counter() - start
-        same = all((a.predictions, a.delays) == (b.predictions, b.delays) for a, b in zip(*outs.values()))
-        differ = sum(pa != pb or da != db for a, b in zip(*outs.values())
-                     for pa, pb, da, db in zip(a.predictions, b.predictions, a.delays, b.delays))
+            outs[name] = sweep.run(m, corpus, policies, memo=True, batch=batch, jobs=jobs, progress=False)
+            seconds[name] = time.perf_counter() - start
+
+        def differing(x, y):  # runs (sentence x configuration) whose translation or delays differ
+            return sum(pa != pb or da != db for a, b in zip(outs[x], outs[y])
+                       for pa, pb, da, db in zip(a.predictions, b.predictions, a.delays, b.delays))
+        names = [n for n, *_ in setups]
         model.clear_cache()
         with FlopCounterMode(display=False) as fc:
             sweep.run(model, small, policies, memo=True, batch=args.batch, progress=False)
         flops = fc.get_total_flops() / len(small)
+        fp32_batched = names[1]
         rows.append({"run": label, "configurations": len(policies), "sentences": len(corpus),
-                     "s_batch1": seconds[1], "s_batchN": seconds[args.batch],
-                     "sent_per_s_batch1": len(corpus) / seconds[1], "sent_per_s_batchN": len(corpus) / seconds[args.batch],
-                     "speedup": seconds[1] / seconds[args.batch], "identical": same, "runs_differing": differ,
+                     "seconds": seconds, "sent_per_s": {n: len(corpus) / seconds[n] for n in names},
+                     "speedup_batch": seconds[names[0]] / seconds[fp32_batched],
+                     "speedup_all": seconds[names[0]] / seconds[names[-1]],
+                     "differ_batch": differing(names[0], fp32_batched),
+                     "differ_jobs": differing(names[-2], names[-1]) if args.jobs > 1 else 0,
                      "gflop_per_sentence": flops / 1e9,
-                     "achieved_gflops_batchN": flops * len(corpus) / seconds[args.batch] / 1e9,
-                     "bleu": [r.BLEU for r in outs[args.batch]]})
+                     "achieved_gflops_fp32": flops * len(corpus) / seconds[fp32_batched] / 1e9,
+                     "bleu": {n: [r.BLEU for r in outs[n]] for n in names}})
         print(rows[-1], flush=True)
     peak = matmul_rate(args.threads)
+    peak_bf16 = matmul_rate(args.threads, "bfloat16")
     by = {r["run"]: r for r in rows}
     ps = by.get("PsFuture (defaults)")
-    lines = ["# Sweep throughput: batch 1 vs batch N (eval/bench_sweep.py)", "",
+    names = [n for n, *_ in setups]
+    lines = ["# Sweep throughput: what each lever gives (eval/bench_sweep.py)", "",
              f"`{shlex.join([sys.executable.split('/')[-1], 'eval/bench_sweep.py', *(argv or sys.argv[1:])])}`", "",
-             f"- model: `{model.info.get('name')}` sha256 `{model.info.get('sha256')}`; corpus {corpus.name}; "
-             f"batch N = {args.batch}; torch threads {args.threads}; memo on (psfuture.sweep.run(memo=True))",
+             f"- model: `{model.info.get('name')}` sha256 `{model.info.get('sha256')}`; corpus {corpus.name} "
+             f"({len(corpus)} sentences); torch threads {args.threads} per process; memo on (psfuture.sweep.run(memo=True))",
+             f"- setups, each adding one lever to the one before: " + "; ".join(
+                 f"**{n}** ({d}, batch {b}, {j} process{'es' * (j > 1)})" for n, d, b, j in setups),
              f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
              f"load average before/after: {LOAD[0]:.2f} / {os.getloadavg()[0]:.2f}",
-             f"- fp32 matmul rate on this machine, [256x512]@[512x2048], {args.threads} thread(s): **{peak:.0f} GFLOP/s**",
-             f"- FLOPs: torch FlopCounterMode over the first {len(small)} sentences at batch N "
+             f"- matmul rate on this machine, [256x512]@[512x2048], {args.threads} thread(s): **{peak:.0f} GFLOP/s fp32, "
+             f"{peak_bf16:.0f} GFLOP/s bfloat16**",
+             f"- FLOPs: torch FlopCounterMode over the first {len(small)} sentences at batch {args.batch} "
              "(padding included: that is work done)", "",
-             "| run | configs | sent/s batch 1 | sent/s batch N | speedup | same translations+delays | "
-             "GFLOP/sentence | achieved GFLOP/s (batch N) | of matmul rate |",
-             "|---|---:|---:|---:|---:|:---:|---:|---:|---:|"]
+             "| run | configs | " + " | ".join(f"sent/s {n}" for n in names) + " | batching | all levers | "
+             "batch 1 = batch N | 1 = N processes | GFLOP/sentence | GFLOP/s fp32 batched | of fp32 matmul |",
+             "|---|---:|" + "---:|" * len(names) + "---:|---:|:---:|:---:|---:|---:|---:|"]
+
+    def same(differ: int) -> str:
+        return "yes" if not differ else f"no ({differ} runs)"
     for r in rows:
-        same = "yes" if r["identical"] else f"no ({r['runs_differing']} runs)"
-        lines.append(f"| {r['run']} | {r['configurations']} | {r['sent_per_s_batch1']:.2f} | {r['sent_per_s_batchN']:.2f} | "
-                     f"{r['speedup']:.2f}x | {same} | "
-                     f"{r['gflop_per_sentence']:.1f} | {r['achieved_gflops_batchN']:.0f} | "
-                     f"{r['achieved_gflops_batchN'] / peak:.0%} |")
+        lines.append(f"| {r['run']} | {r['configurations']} | "
+                     + " | ".join(f"{r['sent_per_s'][n]:.2f}" for n in names)
+                     + f" | {r['speedup_batch']:.2f}x | **{r['speedup_all']:.2f}x** | "
+                     f"{same(r['differ_batch'])} | {same(r['differ_jobs'])} | "
+                     f"{r['gflop_per_sentence']:.1f} | {r['achieved_gflops_fp32']:.0f} | "
+                     f"{r['achieved_gflops_fp32'] / peak:.0%} |")
     peers = [o for o in ("offline (greedy)", "AlignAtt frames=2", "LA-2") if o in by and ps]
     if peers:
-        lines += ["", "PsFuture (defaults) cost per sentence relative to the others, same sentences, batch N:", "",
+        lines += ["", f"PsFuture (defaults) cost per sentence relative to the others, same sentences, {names[1]}:", "",
                   "| vs | time ratio | FLOP ratio |", "|---|---:|---:|"]
     for other in peers:
         o = by[other]
-        lines.append(f"| {other} | {o['sent_per_s_batchN'] / ps['sent_per_s_batchN']:.2f}x | "
+        lines.append(f"| {other} | {o['sent_per_s'][names[1]] / ps['sent_per_s'][names[1]]:.2f}x | "
                      f"{ps['gflop_per_sentence'] / o['gflop_per_sentence']:.2f}x |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "matmul_gflops": peak}, indent=1) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "matmul_gflops": peak,
+                                                         "matmul_gflops_bf16": peak_bf16}, indent=1) + "\n")
     print("\n".join(lines))
 
 

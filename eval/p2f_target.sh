@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# P2F target ablation: what a prefix pair is trained to say. One short fine-tune of the shipped offline
-# model per --prefix-target at one mix ratio (same seed, schedule and prefix draws as eval/p2f_mix.sh, so
-# "full" at RATIO is p2f_mix's run at that ratio), then the p2f_mix sweep of the base model and each.
-#   bash eval/p2f_target.sh                    # TARGETS=proportional RATIO=0.5 UPDATES=250 LIMIT=100
-# A model that exists under build/p2f_target/model_<target>_r<ratio> is not trained again. BASE= (empty)
-# leaves the base model out of the sweep (its numbers under this protocol are in eval/results/p2f_mix).
+# P2F target ablation: what a prefix pair is trained on and to say. One short fine-tune of the shipped
+# offline model per --prefix-target at one mix ratio (same seed, schedule and prefix draws as
+# eval/p2f_mix.sh, so "full" at RATIO is p2f_mix's run at that ratio), then the offline + PsFuture sweep
+# of the base model and each on GNOME dev[:LIMIT].
+#   bash eval/p2f_target.sh                               # TARGETS=proportional RATIO=0.5 UPDATES=250
+#   TARGETS=full FUTURE=1 bash eval/p2f_target.sh         # prefix + <unk> </s> -> full target
+# FUTURE=N appends PsFuture's pseudo-future (N <unk>, </s>) to every cut prefix (--prefix-future N).
+# A model that exists under build/p2f_target/model_<target>_f<FUTURE>_r<ratio> is not trained again.
+# BASE= (empty) leaves the base model out of the sweep; SWEEP=0 only trains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TARGETS=${TARGETS:-proportional}
+FUTURE=${FUTURE:-0}
 RATIO=${RATIO:-0.5}
 UPDATES=${UPDATES:-250}
-LIMIT=${LIMIT:-100}
+LIMIT=${LIMIT:-400}
+DTYPE=${DTYPE:-float32}
+JOBS=${JOBS:-1}
 DATA=${DATA:-data/p2f-bin}
 OUT=${OUT:-eval/results/p2f_target}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -19,15 +25,16 @@ BASE=${BASE-checkpoints/offline}
 models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
-  work=build/p2f_target/${t}_r$RATIO model=build/p2f_target/model_${t}_r$RATIO
+  work=build/p2f_target/${t}_f${FUTURE}_r$RATIO model=build/p2f_target/model_${t}_f${FUTURE}_r$RATIO
   if [ ! -f "$model/checkpoint.pt" ]; then
-    $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --work "$work" \
-      --out "$model" --name "p2f-$t-r$RATIO-u$UPDATES" \
+    $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
+      --work "$work" --out "$model" --name "p2f-$t-f$FUTURE-r$RATIO-u$UPDATES" \
       -- --max-update "$UPDATES" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
       --log-interval 25
   fi
   models+=(--model "$model")
 done
+[ "${SWEEP:-1}" = 0 ] && exit 0
 $PY eval/sweep.py "${models[@]}" --src data/corpus/valid.de --ref data/corpus/valid.en --limit "$LIMIT" \
   --policies offline,psfuture --other-policies offline,psfuture --grid psfuture.threshold=0.05,0.1,0.2,0.5 \
-  --ablation none --cost-limit 0 --threads 1 --no-progress --out "$OUT"
+  --ablation none --cost-limit 0 --threads 1 --jobs "$JOBS" --dtype "$DTYPE" --no-progress --out "$OUT"

@@ -63,6 +63,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16,
                     help="sentences streamed together, all policies at once, in shared model calls (1: one at a time; "
                          "same results up to float rounding in near-ties)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes (one torch thread each) that share the batches out; up to one per core "
+                         "(same results; the cost columns still run alone, first)")
     ap.add_argument("--rate", type=float, default=2.5,
                     help="source words/s for the computation-aware AL in ms of the cost columns")
     ap.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
@@ -99,7 +102,7 @@ def main(argv=None) -> None:
         if args.target_al is not None:
             base = next((p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"), PsFuture())
             dev = sweep.read_corpus(args.dev_src, args.dev_ref, args.limit)
-            cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, **cap)
+            cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, jobs=args.jobs, **cap)
             cal.save(out / "calibration.json")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
@@ -112,13 +115,13 @@ def main(argv=None) -> None:
             wanted = set((args.other_policies if i else args.policies).split(","))
             policies = [p for p in sweep.main_grid(args.grid) if p.name in wanted]
             results += sweep.run(m, corpus, policies, memo=True, cost_limit=args.cost_limit, batch=args.batch,
-                                 rate=args.rate, progress=progress, desc=m.info["name"], **cap)
+                                 jobs=args.jobs, rate=args.rate, progress=progress, desc=m.info["name"], **cap)
         report.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
             grid = sweep.ablation_grid(args.ablation, args.ablation_points,
                                        sweep.parse_thresholds(args.ablation_thresholds))
-            ablation = sweep.run(model, corpus, grid, memo=True, batch=args.batch, progress=progress,
+            ablation = sweep.run(model, corpus, grid, memo=True, batch=args.batch, jobs=args.jobs, progress=progress,
                                  desc="ablation", **cap)
             report.write_table(out / "ablation", ablation)
         (out / "sweep.md").write_text(report.markdown(results, ablation, models, corpus))

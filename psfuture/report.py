@@ -37,7 +37,8 @@ def markdown(results: Sequence[Result], ablation: Sequence[Result], models: Mode
     several = _several_models(results)
     title = " vs ".join(m.info.get("name", "") for m in models)
     lines = [f"# Sweep: {title} on {corpus.name}", "",
-             *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`" for m in models),
+             *(f"- model: `{m.info.get('name', '')}` sha256 `{m.info.get('sha256', '')}`, computed in "
+               f"{m.info.get('precision', 'float32')}" for m in models),
              f"- BLEU: sacrebleu `{results[0].bleu_signature if results else ''}` (detokenized)",
              "- latency: SimulEval 1.1.4 scorers, word units, reference length; delays from a "
              "SimulEval-identical stream",

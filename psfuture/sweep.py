@@ -186,6 +186,7 @@ class Result:
     CA_AL_ms: float | None = None  # computation-aware AL in ms at `rate` words/s (see computation_aware_al)
     cost_sentences: int = 0  # the first sentences the cost columns were measured on, one live stream each
     rate: float = 2.5  # source words per second of the computation-aware AL
+    precision: str = "float32"  # the model's compute precision (--dtype/--quantize)
     predictions: list[str] = field(default_factory=list, repr=False)
     delays: list[list[int]] = field(default_factory=list, repr=False)
 
@@ -205,27 +206,62 @@ class _Streamed:
     ca_al_ms: list[float] = field(default_factory=list)
 
 
-def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], bar, batch: int = 1,
-                **session_kw) -> list[_Streamed]:
-    """Stream `sources` under every policy, `batch` sentences of equal (or nearly equal) word count at a
-    time, all policies of those sentences together (stream_batched), sharing one answer memo."""
-    out = [_Streamed(predictions=[""] * len(sources), delays=[[] for _ in sources]) for _ in policies]
+def _stream_chunk(model: Model, sources: Sequence[str], policies: Sequence[Policy], chunk: Sequence[int],
+                  **session_kw) -> list[tuple[int, int, str, list[int]]]:
+    """All policies of the sentences `chunk` together (stream_batched), one answer memo for the chunk."""
     front = MemoModel(model)
+    front.clear()  # from empty caches: a chunk's answers do not depend on the chunks before it
+    runs = [(k, i) for i in chunk for k in range(len(policies))]
+    sessions = stream_batched(front, [(policies[k], sources[i]) for k, i in runs], **session_kw)
+    front.clear()
+    return [(k, i, s.text, list(s.delays)) for (k, i), s in zip(runs, sessions)]
+
+
+_FORKED: tuple = ()  # what forked sweep workers inherit: (model, sources, policies, session_kw)
+
+
+def _forked_chunk(chunk: Sequence[int]) -> list[tuple[int, int, str, list[int]]]:
+    import torch
+
+    torch.set_num_threads(1)  # one core per process: the processes are the parallelism
+    model, sources, policies, session_kw = _FORKED
+    return _stream_chunk(model, sources, policies, chunk, **session_kw)
+
+
+def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], bar, batch: int = 1,
+                jobs: int = 1, **session_kw) -> list[_Streamed]:
+    """Stream `sources` under every policy, `batch` sentences of equal (or nearly equal) word count at a
+    time, all policies of those sentences together (stream_batched), sharing one answer memo.
+    jobs > 1: that many forked processes of one torch thread take the chunks, longest first (a chunk's
+    results do not depend on which process or in which order it runs)."""
+    global _FORKED
+    out = [_Streamed(predictions=[""] * len(sources), delays=[[] for _ in sources]) for _ in policies]
     order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) if batch > 1 else range(len(sources))
-    order = list(order)
+    chunks = [list(order)[start:start + batch] for start in range(0, len(sources), batch)]
     cache_size = model.cache_size
     model.cache_size = max(cache_size, 4 * batch * len(policies))  # every live run's states fit
     try:
-        for start in range(0, len(order), batch):
-            front.clear()
-            runs = [(k, i) for i in order[start:start + batch] for k in range(len(policies))]
-            sessions = stream_batched(front, [(policies[k], sources[i]) for k, i in runs], **session_kw)
-            for (k, i), s in zip(runs, sessions):
-                out[k].predictions[i], out[k].delays[i] = s.text, list(s.delays)
-            bar.update(len(runs))
+        if jobs > 1:
+            import multiprocessing
+
+            model.clear_cache()  # children inherit the parent's memory: start them light
+            _FORKED = (model, sources, policies, session_kw)
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(chunks))) as pool:
+                done = pool.imap_unordered(_forked_chunk, chunks[::-1])
+                for answers in done:
+                    for k, i, text, delays in answers:
+                        out[k].predictions[i], out[k].delays[i] = text, delays
+                    bar.update(len(answers))
+        else:
+            for chunk in chunks:
+                answers = _stream_chunk(model, sources, policies, chunk, **session_kw)
+                for k, i, text, delays in answers:
+                    out[k].predictions[i], out[k].delays[i] = text, delays
+                bar.update(len(answers))
     finally:
+        _FORKED = ()
         model.cache_size = cache_size
-        front.clear()
+        model.clear_cache()
     return out
 
 
@@ -250,7 +286,7 @@ def _stream_timed(model: Model, sources: Sequence[str], references: Sequence[str
 
 
 def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False,
-        cost_limit: int | None = None, batch: int = 1, rate: float = 2.5, progress: bool = True,
+        cost_limit: int | None = None, batch: int = 1, jobs: int = 1, rate: float = 2.5, progress: bool = True,
         desc: str = "sweep", **session_kw) -> list[Result]:
     """Stream every sentence of `corpus` under every policy; score each policy.
 
@@ -258,20 +294,22 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
     and computation-aware AL (ms, at `rate` source words/s) are the cost columns.
     memo=True: the runs of `batch` sentences under all policies go together, sharing model calls and a
     memo of model answers (same translations and delays as batch=1 up to float rounding in near-ties,
-    far faster); the cost columns then come from repeating the first `cost_limit` sentences the
+    far faster; `jobs` processes share the batches out, same results); the cost columns then come from repeating the first `cost_limit` sentences the
     memo=False way (none if 0/None).
     """
     from tqdm import tqdm
 
     if not (isinstance(batch, int) and batch >= 1):
         raise ConfigError(f"batch={batch!r}: the number of sentences streamed together must be an integer >= 1")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ConfigError(f"jobs={jobs!r}: the number of sweep processes must be an integer >= 1")
     if not (isinstance(rate, (int, float)) and rate > 0):
         raise ConfigError(f"rate={rate!r}: the speaking rate must be a positive number of words per second")
     n_cost = min(cost_limit or 0, len(corpus)) if memo else len(corpus)
     bar = tqdm(total=(len(corpus) * memo + n_cost) * len(policies), desc=desc, disable=not progress, unit="run")
     cost = (_stream_timed(model, corpus.sources[:n_cost], corpus.references[:n_cost], policies, bar, rate,
                           **session_kw) if n_cost else None)
-    streamed = _stream_all(model, corpus.sources, policies, bar, batch, **session_kw) if memo else cost
+    streamed = _stream_all(model, corpus.sources, policies, bar, batch, jobs, **session_kw) if memo else cost
     bar.close()
     words = sum(len(s.split()) for s in corpus.sources[:n_cost])
     results = []
@@ -284,7 +322,8 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
                               seconds_per_sentence=c.seconds / n_cost if c else None,
                               calls_per_word=c.calls / words if c else None,
                               CA_AL_ms=sum(c.ca_al_ms) / len(c.ca_al_ms) if c and c.ca_al_ms else None,
-                              cost_sentences=n_cost, rate=rate, bleu_signature=signature,
+                              cost_sentences=n_cost, rate=rate, precision=model.info.get("precision", "float32"),
+                              bleu_signature=signature,
                               model_sha256=model.info.get("sha256", ""), model=model.info.get("name", ""),
                               predictions=o.predictions, delays=o.delays))
     return results
@@ -393,10 +432,10 @@ def parse_grid(specs: Iterable[str], base: Sequence[Policy]) -> list[Policy]:
 
 # ---- calibration -----------------------------------------------------------------------------------
 def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True, batch: int = 16,
-              **session_kw) -> Calibration:
+              jobs: int = 1, **session_kw) -> Calibration:
     base = base or PsFuture()
     results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in THRESHOLDS[base.divergence]],
-                  memo=True, batch=batch, progress=progress, desc="calibrate", **session_kw)
+                  memo=True, batch=batch, jobs=jobs, progress=progress, desc="calibrate", **session_kw)
     settings = {k: v for k, v in base.settings().items() if k != "threshold"}
     return Calibration(model.info.get("sha256", ""), base.name, settings, [(r.AL, r.settings["threshold"])
                                                                            for r in results])

@@ -111,6 +111,8 @@ def main(argv=None) -> None:
                     help="prefix source ends with </s>? (drop matches PsFuture's default prefix_eos=False)")
     ap.add_argument("--prefix-target", choices=("full", "proportional"), default="full",
                     help="prefix pairs keep the full target, or the same share of it as of the source")
+    ap.add_argument("--prefix-future", type=int, default=0,
+                    help="<unk> placeholders (then </s>) after every cut prefix: train PsFuture's pseudo-future pass")
     ap.add_argument("--average", type=int, default=1, help="average the last N interval checkpoints on export")
     ap.add_argument("--fp16-storage", action="store_true", help="store exported weights in half precision")
     ap.add_argument("--name", default="psfuture-p2f-deen")
@@ -133,7 +135,7 @@ def main(argv=None) -> None:
     cmd = [sys.executable, "-m", "fairseq_cli.train", str(args.data), "--user-dir", str(PACKAGE),
            "--task", "prefix_to_full", "--prefix-ratio", str(args.prefix_ratio),
            "--prefix-unit", args.prefix_unit, "--prefix-eos", args.prefix_eos,
-           "--prefix-target", args.prefix_target,
+           "--prefix-target", args.prefix_target, "--prefix-future", str(args.prefix_future),
            "--save-dir", str(args.work), "--log-file", str(args.work / "train.log"),
            *COMMON, *arch_flags(_load(ckpt)["cfg"]["model"]), *PRESETS[args.preset]]
     if not (args.work / "checkpoint_last.pt").is_file():  # later launches resume from it

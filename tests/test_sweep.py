@@ -192,8 +192,8 @@ def test_equal_latency_table_interpolates_each_curve():
 
 
 def test_batched_sweep_equals_one_sentence_at_a_time(model):
-    """Mixed sentence lengths, every policy family: batch N gives batch 1's translations and delays, and
-    both equal streaming each sentence alone; batching takes fewer model calls."""
+    """Mixed sentence lengths, every policy family: batch N gives batch 1's translations and delays, so do
+    2 forked processes, and all equal streaming each sentence alone; batching takes fewer model calls."""
     lines = (FIXTURES / "tiny.de").read_text(encoding="utf-8").splitlines()
     refs = (FIXTURES / "tiny.en").read_text(encoding="utf-8").splitlines()
     picks = [i for i in range(300, 400) if 3 <= len(lines[i].split()) <= 14][:7]
@@ -206,8 +206,10 @@ def test_batched_sweep_equals_one_sentence_at_a_time(model):
         before = model.calls["encoder"] + model.calls["decoder"]
         runs[batch] = sweep.run(model, c, policies, memo=True, batch=batch, progress=False, **CAP)
         runs[batch, "calls"] = model.calls["encoder"] + model.calls["decoder"] - before
-    for policy, one, many in zip(policies, runs[1], runs[4]):
+    forked = sweep.run(model, c, policies, memo=True, batch=2, jobs=2, progress=False, **CAP)
+    for policy, one, many, two in zip(policies, runs[1], runs[4], forked):
         assert (one.predictions, one.delays) == (many.predictions, many.delays), policy
+        assert (one.predictions, one.delays) == (two.predictions, two.delays), policy
         alone = [sweep.stream(model, policy, s, **CAP) for s in c.sources]
         assert one.predictions == [s.text for s in alone] and one.delays == [list(s.delays) for s in alone]
     assert runs[4, "calls"] < runs[1, "calls"]
@@ -237,6 +239,8 @@ def test_cost_columns_carry_computation_aware_latency(model, corpus):
     assert r.CA_AL_ms >= r.AL * 1000 / 4.0 - 1e-6  # compute only ever adds to the ideal lag
     with pytest.raises(ConfigError, match="batch"):
         sweep.run(model, c, [PsFuture()], memo=True, batch=0, progress=False)
+    with pytest.raises(ConfigError, match="jobs"):
+        sweep.run(model, c, [PsFuture()], memo=True, jobs=0, progress=False)
 
 
 def test_edge_script_future_model_routes_and_refuses_mixed_pseudo_futures(tiny_model_dir, corpus, tmp_path):

@@ -4,7 +4,9 @@
 
 A share of the training pairs get their source cut to a random prefix while the target stays the full
 translation (or, with --prefix-target proportional, is cut to the same share), so an offline model learns
-what to say from partial input, as the simultaneous engine will feed it. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
+what to say from partial input, as the simultaneous engine will feed it. With --prefix-future N a cut
+prefix is followed by N <unk> and </s>, the pseudo-future PsFuture's second pass sends, so that pass is
+in distribution. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
 test splits stay full pairs, and so does inference: a P2F model is an ordinary translation model.
 """
 from dataclasses import dataclass, field
@@ -58,9 +60,10 @@ class PrefixDataset(BaseWrapperDataset):
     it is the same in every distributed rank, data-loader worker and rerun."""
 
     def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
-                 target: str = "full"):
+                 target: str = "full", future: tuple[int, ...] = ()):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
+        self.future = tuple(future)  # pseudo-future ids after a cut prefix (then EOS), as PsFuture's q pass sends
         self.target = target  # a plain str: a fairseq ChoiceEnum member does not pickle into loader workers
         self.epoch = 1
 
@@ -87,7 +90,9 @@ class PrefixDataset(BaseWrapperDataset):
         if cut == len(body) and self.keep_eos:
             return item  # the whole sentence, finished: a full pair
         prefix = body[:cut]
-        if self.keep_eos:
+        if self.future and cut < len(body):
+            prefix = torch.cat([prefix, prefix.new_tensor([*self.future, self.eos])])
+        elif self.keep_eos:
             prefix = torch.cat([prefix, prefix.new_tensor([self.eos])])
         cut_item = {**item, "source": prefix}
         if self.target == "proportional":
@@ -118,6 +123,10 @@ class PrefixToFullConfig(TranslationConfig):
                                           "paper as we read it, it teaches guessing the unread rest) or the "
                                           "same share of it as the prefix is of the source, with no EOS "
                                           "(proportional: supervise only what the prefix roughly supports)"})
+    prefix_future: int = field(
+        default=0, metadata={"help": "append this many <unk> placeholders and </s> to every cut prefix "
+                                     "(PsFuture's pseudo-future pass with placeholder=unk, k=N, future_eos): "
+                                     "the model learns what to expect of an unread rest; 0: plain prefixes"})
     prefix_seed: int = II("common.seed")
 
 
@@ -129,6 +138,8 @@ class PrefixToFullTask(TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         if not 0.0 <= cfg.prefix_ratio <= 1.0:
             raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
+        if cfg.prefix_future < 0:
+            raise ValueError(f"--prefix-future must be >= 0, got {cfg.prefix_future}")
         if cfg.prefix_seed < 0:
             raise ValueError(f"the P2F seed (--seed) must be >= 0, got {cfg.prefix_seed}")
         self.word_start = None
@@ -143,4 +154,5 @@ class PrefixToFullTask(TranslationTask):
         if split == self.cfg.train_subset:
             self.datasets[split] = PrefixDataset(
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
-                self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target))
+                self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target),
+                (self.src_dict.unk(),) * self.cfg.prefix_future)

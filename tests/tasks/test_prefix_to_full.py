@@ -101,6 +101,24 @@ def test_proportional_length_is_the_same_share_and_never_empty():
     assert proportional_len(8, 8, 10) == 10
 
 
+def test_prefix_future_appends_the_pseudo_future_psfuture_sends(tiny_data_bin):
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-future", "2")
+    t.load_dataset("train")
+    ds, eos, unk = t.dataset("train"), t.src_dict.eos(), t.src_dict.unk()
+    cut_seen = 0
+    for i in range(len(ds)):
+        full, item = full_item(ds, i), ds[i]
+        assert torch.equal(item["target"], full["target"])  # the target stays full
+        src = item["source"].tolist()
+        if src == full["source"].tolist()[:-1]:
+            continue  # every word in, no EOS (drop): nothing is unread, so no pseudo-future
+        cut_seen += 1
+        assert src[-3:] == [unk, unk, eos] and src[:-3] == full["source"].tolist()[:len(src) - 3]
+    assert cut_seen > len(ds) // 2
+    with pytest.raises(ValueError, match="--prefix-future"):
+        make_task(tiny_data_bin, "--prefix-future", "-1")
+
+
 def test_proportional_target_is_cut_to_the_share_without_eos(tiny_data_bin):
     t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-target", "proportional")
     t.load_dataset("train")

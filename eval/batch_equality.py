@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Does a batched sweep give batch 1's translations and delays? Re-runs chosen configurations of a sweep
+already on disk one sentence at a time and compares, sentence by sentence.
+
+    python eval/batch_equality.py eval/results/sweep_test_full --jobs 2 \
+        --pick offline --pick waitk.k=3 --pick la --pick alignatt.frames=2 --pick psfuture.threshold=0.1
+
+The model, precision and sentences must be the sweep's (--model/--dtype/--src/--ref/--limit); the
+precision is checked against the one results.json records. Writes <dir>/batch_equality.md.
+"""
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def picked(row: dict, pick: str) -> bool:
+    name, _, setting = pick.partition(".")
+    if row["policy"] != name:
+        return False
+    if not setting:
+        return True
+    key, _, value = setting.partition("=")
+    return str(json.loads(row["settings"]).get(key) if isinstance(row["settings"], str)
+               else row["settings"].get(key)) == value
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep", type=Path, help="a sweep output folder holding results.json")
+    ap.add_argument("--pick", action="append", default=[], metavar="POLICY[.SETTING=V]",
+                    help="configurations to re-run (first match each; default: the first of every policy)")
+    ap.add_argument("--model", help="the sweep's model directory (default: the shipped model)")
+    ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
+    ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
+    ap.add_argument("--limit", type=int, help="the --limit the sweep ran with")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--max-len-a", type=float, default=2.0)
+    ap.add_argument("--max-len-b", type=int, default=10)
+    from psfuture.precision import add_precision_args, precision_kwargs
+    add_precision_args(ap)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from psfuture import sweep
+    from psfuture.model import load_model
+    from psfuture.policies import POLICIES
+
+    torch.set_num_threads(1)
+    rows = json.loads((args.sweep / "results.json").read_text())
+    model = load_model(args.model, **precision_kwargs(args))
+    rows = [r for r in rows if r.get("model", model.info["name"]) == model.info["name"]]
+    wanted = args.pick or list(dict.fromkeys(r["policy"] for r in rows))
+    chosen = [next((r for r in rows if picked(r, p)), None) for p in wanted]
+    if None in chosen:
+        sys.exit(f"error: no configuration of {args.sweep} matches {wanted[chosen.index(None)]!r}")
+    if {r.get("precision", "float32") for r in chosen} != {model.info["precision"]}:
+        sys.exit(f"error: the sweep ran in {chosen[0].get('precision', 'float32')}, this check in "
+                 f"{model.info['precision']}; pass its --dtype/--quantize")
+    corpus = sweep.read_corpus(args.src, args.ref, args.limit)
+    if any(len(r["predictions"]) != len(corpus) for r in chosen):
+        sys.exit(f"error: {args.sweep} holds {len(chosen[0]['predictions'])} predictions per run but {corpus.name} "
+                 f"has {len(corpus)}; pass the sweep's --src/--ref/--limit")
+    policies = []
+    for r in chosen:
+        settings = json.loads(r["settings"]) if isinstance(r["settings"], str) else r["settings"]
+        fields = {f.name for f in dataclasses.fields(POLICIES[r["policy"]])}
+        policies.append(POLICIES[r["policy"]](**{k: v for k, v in settings.items() if k in fields}))
+    one = sweep.run(model, corpus, policies, memo=True, batch=1, jobs=args.jobs, desc="batch 1",
+                    max_len_a=args.max_len_a, max_len_b=args.max_len_b)
+    command = "python eval/batch_equality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"# Batch N against batch 1: {args.sweep.name} on {corpus.name}", "", f"`{command}`", "",
+             f"- model `{model.info['name']}` sha256 `{model.info['sha256']}`, {model.info['precision']}; "
+             f"{len(corpus)} sentences; batch 1 run here, batch N read from `{args.sweep}/results.json`", "",
+             "| configuration | sentences differing | BLEU batch N | BLEU batch 1 | AL batch N | AL batch 1 | "
+             "first differing sentences |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r, o in zip(chosen, one):
+        diff = [i for i, (pa, pb, da, db) in enumerate(zip(r["predictions"], o.predictions, r["delays"], o.delays))
+                if pa != pb or list(da) != list(db)]
+        lines.append(f"| {o.signature} | {len(diff)} | {r['BLEU']:.2f} | {o.BLEU:.2f} | {r['AL']:.2f} | {o.AL:.2f} | "
+                     f"{', '.join(map(str, diff[:8])) or '-'} |")
+    (args.sweep / "batch_equality.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
