@@ -54,9 +54,11 @@ def main(argv=None) -> None:
                     help="PsFuture ablation on the first model: one factor at a time, the full cross product, "
                          "the decision-rule options one at a time (rule), or none")
     ap.add_argument("--ablation-points", type=int, default=4, help="thresholds per ablation variant")
-    ap.add_argument("--ablation-thresholds", action="append", default=[], metavar="DIVERGENCE=T1,T2",
-                    help="the ablation's thresholds for one divergence instead of --ablation-points spread over "
-                         "its range, e.g. kl=0.05,0.1,0.2,0.5")
+    ap.add_argument("--thresholds", "--ablation-thresholds", dest="thresholds", action="append", default=[],
+                    metavar="DIVERGENCE=T1,T2",
+                    help="PsFuture's thresholds for one divergence, in the main grid (unless --grid "
+                         "psfuture.threshold= sets them) and the ablation (instead of --ablation-points spread "
+                         "over its range), e.g. cos=0.01,0.03,0.08,0.2")
     ap.add_argument("--target-al", type=float, help="only calibrate: PsFuture threshold for this dev-set AL")
     ap.add_argument("--cost-limit", type=int, default=30,
                     help="sentences re-run without shared model answers to measure seconds and model calls")
@@ -102,7 +104,8 @@ def main(argv=None) -> None:
         if args.target_al is not None:
             base = next((p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"), PsFuture())
             dev = sweep.read_corpus(args.dev_src, args.dev_ref, args.limit)
-            cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, jobs=args.jobs, **cap)
+            cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, jobs=args.jobs,
+                                  thresholds=sweep.parse_thresholds(args.thresholds).get(base.divergence), **cap)
             cal.save(out / "calibration.json")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
@@ -110,17 +113,18 @@ def main(argv=None) -> None:
                   f"saved {out / 'calibration.json'} (copy it into the model directory to serve target_al)")
             return
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
+        thresholds = sweep.parse_thresholds(args.thresholds)
         results = []
         for i, m in enumerate(models):
             wanted = set((args.other_policies if i else args.policies).split(","))
-            policies = [p for p in sweep.main_grid(args.grid) if p.name in wanted]
+            policies = [p for p in sweep.main_grid(args.grid, thresholds) if p.name in wanted]
             results += sweep.run(m, corpus, policies, memo=True, cost_limit=args.cost_limit, batch=args.batch,
                                  jobs=args.jobs, rate=args.rate, progress=progress, desc=m.info["name"], **cap)
         report.write_table(out / "results", results)
         ablation = []
         if args.ablation != "none":
             grid = sweep.ablation_grid(args.ablation, args.ablation_points,
-                                       sweep.parse_thresholds(args.ablation_thresholds))
+                                       thresholds)
             ablation = sweep.run(model, corpus, grid, memo=True, batch=args.batch, jobs=args.jobs, progress=progress,
                                  desc="ablation", **cap)
             report.write_table(out / "ablation", ablation)

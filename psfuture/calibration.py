@@ -41,6 +41,8 @@ class Calibration:
     policy: str
     settings: dict
     points: list[tuple[float, float]]  # (AL, threshold)
+    precision: str = "float32"  # the compute precision the points were measured in
+    dev: str = ""  # the dev sentences they were measured on
 
     def threshold(self, policy: str, target_al: float, settings: dict | None = None) -> float:
         """The threshold for `target_al`; `settings` (the policy's others) must be those calibrated for."""
@@ -67,7 +69,8 @@ class Calibration:
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":
         d = json.loads(Path(path).read_text())
-        return cls(d["model_sha256"], d["policy"], d["settings"], [tuple(p) for p in d["points"]])
+        return cls(d["model_sha256"], d["policy"], d["settings"], [tuple(p) for p in d["points"]],
+                   d.get("precision", "float32"), d.get("dev", ""))
 
 
 def load_calibration(model) -> Calibration | None:

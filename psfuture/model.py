@@ -164,12 +164,13 @@ def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu", in
 
     dtype/quantize: the compute precision of fairseq models (DTYPES, QUANTIZE); log-probs reach policies as float32.
     """
-    dtype, quantize = check_precision(dtype, quantize)
+    asked = dtype
+    dtype, quantize = check_precision(dtype, quantize, device)
     if device != "cpu" and quantize != "none":
         raise ConfigError(f"--quantize {quantize} runs on the CPU only")
     d = resolve_model_dir(path)
     if (d / "config.json").is_file():
-        if (dtype, quantize) != ("float32", "none"):
+        if (asked, quantize) not in (("float32", "none"), ("auto", "none")):
             raise ConfigError("--dtype/--quantize apply to fairseq models only; a transformers model runs in float32")
         from psfuture.hf_model import load_hf_model
         return load_hf_model(d, device=device, incremental=incremental, cache_size=cache_size,

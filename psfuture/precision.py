@@ -5,17 +5,33 @@ import argparse
 
 from psfuture.errors import ConfigError
 
-DTYPES = ("float32", "bfloat16")  # compute precision of the whole network
+DTYPES = ("auto", "float32", "bfloat16")  # compute precision of the whole network
 QUANTIZE = ("none", "int8-ffn")  # int8-ffn: torch dynamic int8 on the feed-forward Linear layers only
 
 
-def check_precision(dtype: str = "float32", quantize: str | None = None) -> tuple[str, str]:
-    """Validate --dtype/--quantize; returns them normalised (quantize None -> "none")."""
+FRONT_END_DTYPE = "float32"  # what --dtype defaults to (load_model's own default stays float32)
+
+
+def native_bfloat16(device: str = "cpu") -> bool:
+    """Does this device compute bfloat16 matmuls natively (CPU: AVX-512 BF16 or AMX via oneDNN)?
+    Elsewhere bfloat16 is emulated and slower than float32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def check_precision(dtype: str = "float32", quantize: str | None = None, device: str = "cpu") -> tuple[str, str]:
+    """Validate --dtype/--quantize; returns them normalised (quantize None -> "none"; "auto" -> bfloat16
+    where the device computes it natively and nothing is quantized, else float32)."""
     quantize = "none" if quantize is None else str(quantize).lower()
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
     if quantize not in QUANTIZE:
         raise ConfigError(f"unknown quantization {quantize!r}; use one of {', '.join(QUANTIZE)}")
+    if dtype == "auto":
+        dtype = "bfloat16" if quantize == "none" and native_bfloat16(device) else "float32"
     if quantize != "none" and dtype != "float32":
         raise ConfigError(f"--quantize {quantize} works on float32 layers; drop it or use --dtype float32")
     return dtype, quantize
@@ -24,8 +40,9 @@ def check_precision(dtype: str = "float32", quantize: str | None = None) -> tupl
 def add_precision_args(parser) -> None:
     """--dtype/--quantize on a parser or argument group. Not argparse choices: load_model checks them,
     so every front end reports a bad value the same way (a ConfigError naming the allowed ones)."""
-    parser.add_argument("--dtype", default="float32",
-                        help=f"compute precision: {', '.join(DTYPES)} (default: %(default)s)")
+    parser.add_argument("--dtype", default=FRONT_END_DTYPE,
+                        help=f"compute precision: {', '.join(DTYPES)} (auto: bfloat16 where the CPU computes it "
+                             "natively, else float32; default: %(default)s)")
     parser.add_argument("--quantize", default=None,
                         help=f"quantization: {', '.join(QUANTIZE)} (default: none)")
 

@@ -333,14 +333,16 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
 KNOBS = {"waitk": "k", "la": "n", "alignatt": "frames", "psfuture": "threshold"}  # what a curve sweeps
 
 
-def main_grid(specs: Sequence[str] = ()) -> list[Policy]:
+def main_grid(specs: Sequence[str] = (), thresholds: dict[str, Sequence[float]] | None = None) -> list[Policy]:
     """Each policy over its knob, then the "policy.setting=v1,v2" overrides of `specs` (see parse_grid).
-    PsFuture settings other than the threshold pick the curve(s); each runs over its divergence's thresholds."""
+    PsFuture settings other than the threshold pick the curve(s); each runs over its divergence's thresholds
+    (`thresholds[divergence]`, else THRESHOLDS), unless `specs` set psfuture.threshold for all."""
     fixed = [s for s in specs if s.startswith("psfuture.") and not s.startswith("psfuture.threshold=")]
     bases = parse_grid(fixed, [PsFuture()])
     grid = ([Offline()] + [WaitK(k=k) for k in (1, 2, 3, 4, 5, 7, 9)] + [LocalAgreement()]
             + [AlignAtt(frames=f) for f in (1, 2, 3, 4, 6)]
-            + [dataclasses.replace(b, threshold=t) for b in bases for t in THRESHOLDS[b.divergence]])
+            + [dataclasses.replace(b, threshold=t) for b in bases
+               for t in (thresholds or {}).get(b.divergence, THRESHOLDS[b.divergence])])
     return parse_grid([s for s in specs if s not in fixed], grid)
 
 
@@ -432,10 +434,13 @@ def parse_grid(specs: Iterable[str], base: Sequence[Policy]) -> list[Policy]:
 
 # ---- calibration -----------------------------------------------------------------------------------
 def calibrate(model: Model, dev: Corpus, base: PsFuture | None = None, progress: bool = True, batch: int = 16,
-              jobs: int = 1, **session_kw) -> Calibration:
+              jobs: int = 1, thresholds: Sequence[float] | None = None, **session_kw) -> Calibration:
+    """(AL, threshold) points of `base` on `dev` over `thresholds` (default: THRESHOLDS of its divergence)."""
     base = base or PsFuture()
-    results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in THRESHOLDS[base.divergence]],
+    grid = thresholds or THRESHOLDS[base.divergence]
+    results = run(model, dev, [dataclasses.replace(base, threshold=t) for t in grid],
                   memo=True, batch=batch, jobs=jobs, progress=progress, desc="calibrate", **session_kw)
     settings = {k: v for k, v in base.settings().items() if k != "threshold"}
-    return Calibration(model.info.get("sha256", ""), base.name, settings, [(r.AL, r.settings["threshold"])
-                                                                           for r in results])
+    return Calibration(model.info.get("sha256", ""), base.name, settings,
+                       [(r.AL, r.settings["threshold"]) for r in results],
+                       precision=model.info.get("precision", "float32"), dev=f"{dev.name} ({len(dev)} sentences)")

@@ -38,6 +38,18 @@ def test_each_precision_loads_and_translates(tiny_model_dir, reference, dtype, q
     assert stream(model, PsFuture(threshold=0.3), GERMAN, **CAP).text.strip()
 
 
+def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively(tiny_model_dir, monkeypatch):
+    import psfuture.precision as precision
+
+    assert load_model(tiny_model_dir, dtype="auto").info["precision"] == (
+        "bfloat16" if precision.native_bfloat16() else "float32")
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device="cpu": False)
+    assert precision.check_precision("auto") == ("float32", "none")
+    monkeypatch.setattr(precision, "native_bfloat16", lambda device="cpu": True)
+    assert precision.check_precision("auto") == ("bfloat16", "none")
+    assert precision.check_precision("auto", "int8-ffn") == ("float32", "int8-ffn")  # int8 runs on float32 layers
+
+
 def test_int8_ffn_quantizes_only_the_feed_forward_layers(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 

@@ -64,6 +64,9 @@ def test_grids():
     assert [p.k for p in js if p.name == "waitk"] == [1, 3]
     assert [p.threshold for p in js if p.name == "psfuture"] == list(sweep.THRESHOLDS["js"])
     assert {p.divergence for p in js if p.name == "psfuture"} == {"js"}
+    both = sweep.main_grid(["psfuture.divergence=kl,cos"], {"cos": (0.01, 0.08)})  # a curve per divergence
+    assert [(p.divergence, p.threshold) for p in both if p.name == "psfuture"] == [
+        *(("kl", t) for t in sweep.THRESHOLDS["kl"]), ("cos", 0.01), ("cos", 0.08)]
     two = sweep.main_grid(["psfuture.threshold=0.1,0.3", "psfuture.prefix_eos=true,false"])
     assert sorted((p.threshold, p.prefix_eos) for p in two if p.name == "psfuture") == [
         (0.1, False), (0.1, True), (0.3, False), (0.3, True)]
