@@ -48,11 +48,13 @@ p2f: $(STAMP) data/p2f-bin/dict.de.txt
 	  --average 2 --fp16-storage --name psfuture-p2f-deen
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
-# The README's main table: every policy on the whole GNOME test set (1,425 sentences), batched.
+# The README's main table: every policy on the whole GNOME test set (1,425 sentences), batched, in the
+# front ends' default precision (--dtype auto: bfloat16 on this CPU), 2 processes; PsFuture's default (KL)
+# curve and the cosine one around AL 3-4 (~40 min on 2 cores).
 sweep: $(STAMP)
-	$(PY) eval/sweep.py --limit 1425 --grid waitk.k=1,3,5,7 --grid alignatt.frames=1,2,4 \
-	  --grid psfuture.threshold=0.05,0.1,0.2,0.5 --ablation none --cost-limit 20 --batch 16 --threads 1 \
-	  --out eval/results/sweep_test_full
+	$(PY) eval/sweep.py --grid waitk.k=1,3 --grid alignatt.frames=1,2 --grid psfuture.divergence=kl,cos \
+	  --thresholds kl=0.1,0.2 --thresholds cos=0.03,0.08 --ablation none --cost-limit 10 --batch 16 --jobs 2 \
+	  --threads 1 --no-progress --out eval/results/sweep_test_full
 
 # PsFuture on the P2F model against the offline model (GNOME test[:100]).
 sweep-p2f: $(STAMP)
@@ -62,8 +64,10 @@ sweep-p2f: $(STAMP)
 # 1, 4, 8, 16, 32 streams at 2.5 words/s: one process with 2 torch threads against 2 worker processes x 1 thread.
 # Sweep throughput batch 1 vs 16 (GNOME test[:200]).
 bench: $(STAMP)
-	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 --threads 2 1
-	$(PY) eval/bench_sweep.py --limit 200 --batch 16 --threads 1
+	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 2 --threads 2 1 1 \
+	  --dtype float32 float32 bfloat16 --seconds 15
+	$(PY) eval/bench_sweep.py --limit 0 --every 20 --runs offline,alignatt,psfuture --batch 16 --threads 1 \
+	  --dtype bfloat16 --jobs 2
 
 clean:
 	rm -rf $(VENV) build

@@ -1,4 +1,5 @@
 """Session fixtures: a tiny De->En model trained through the real scripts in seconds."""
+import os
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Front ends (CLI, server, agents, eval scripts) default to --dtype auto, bfloat16 on CPUs that have it;
+# tests compare them with the library's float32, so pin theirs (tests of auto itself unset it).
+os.environ["PSFUTURE_DTYPE"] = "float32"
 
 
 def run_script(name: str, *args: str) -> None:

@@ -50,6 +50,21 @@ def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively(tiny_model_dir
     assert precision.check_precision("auto", "int8-ffn") == ("float32", "int8-ffn")  # int8 runs on float32 layers
 
 
+def test_front_ends_default_to_auto_unless_psfuture_dtype_says(monkeypatch):
+    import argparse
+
+    from psfuture.precision import add_precision_args
+
+    def default():
+        p = argparse.ArgumentParser()
+        add_precision_args(p)
+        return p.parse_args([]).dtype
+    monkeypatch.delenv("PSFUTURE_DTYPE")
+    assert default() == "auto"
+    monkeypatch.setenv("PSFUTURE_DTYPE", "float32")
+    assert default() == "float32"
+
+
 def test_int8_ffn_quantizes_only_the_feed_forward_layers(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
