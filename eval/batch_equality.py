@@ -9,23 +9,16 @@ The model, precision and sentences must be the sweep's (--model/--dtype/--src/--
 precision is checked against the one results.json records. Writes <dir>/batch_equality.md.
 """
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def picked(row: dict, pick: str) -> bool:
+def picked(result, pick: str) -> bool:
     name, _, setting = pick.partition(".")
-    if row["policy"] != name:
-        return False
-    if not setting:
-        return True
     key, _, value = setting.partition("=")
-    return str(json.loads(row["settings"]).get(key) if isinstance(row["settings"], str)
-               else row["settings"].get(key)) == value
+    return result.policy == name and (not setting or str(result.settings.get(key)) == value)
 
 
 def main(argv=None) -> None:
@@ -46,30 +39,25 @@ def main(argv=None) -> None:
 
     import torch
 
-    from psfuture import sweep
+    from psfuture import report, sweep
     from psfuture.model import load_model
     from psfuture.policies import POLICIES
 
     torch.set_num_threads(1)
-    rows = json.loads((args.sweep / "results.json").read_text())
     model = load_model(args.model, **precision_kwargs(args))
-    rows = [r for r in rows if r.get("model", model.info["name"]) == model.info["name"]]
-    wanted = args.pick or list(dict.fromkeys(r["policy"] for r in rows))
-    chosen = [next((r for r in rows if picked(r, p)), None) for p in wanted]
+    results = [r for r in report.read_table(args.sweep / "results") if r.model in ("", model.info["name"])]
+    wanted = args.pick or list(dict.fromkeys(r.policy for r in results))
+    chosen = [next((r for r in results if picked(r, p)), None) for p in wanted]
     if None in chosen:
         sys.exit(f"error: no configuration of {args.sweep} matches {wanted[chosen.index(None)]!r}")
-    if {r.get("precision", "float32") for r in chosen} != {model.info["precision"]}:
-        sys.exit(f"error: the sweep ran in {chosen[0].get('precision', 'float32')}, this check in "
-                 f"{model.info['precision']}; pass its --dtype/--quantize")
+    if {r.precision for r in chosen} != {model.info["precision"]}:
+        sys.exit(f"error: the sweep ran in {chosen[0].precision}, this check in {model.info['precision']}; "
+                 "pass its --dtype/--quantize")
     corpus = sweep.read_corpus(args.src, args.ref, args.limit)
-    if any(len(r["predictions"]) != len(corpus) for r in chosen):
-        sys.exit(f"error: {args.sweep} holds {len(chosen[0]['predictions'])} predictions per run but {corpus.name} "
+    if any(len(r.predictions) != len(corpus) for r in chosen):
+        sys.exit(f"error: {args.sweep} holds {len(chosen[0].predictions)} predictions per run but {corpus.name} "
                  f"has {len(corpus)}; pass the sweep's --src/--ref/--limit")
-    policies = []
-    for r in chosen:
-        settings = json.loads(r["settings"]) if isinstance(r["settings"], str) else r["settings"]
-        fields = {f.name for f in dataclasses.fields(POLICIES[r["policy"]])}
-        policies.append(POLICIES[r["policy"]](**{k: v for k, v in settings.items() if k in fields}))
+    policies = [POLICIES[r.policy](**r.settings) for r in chosen]
     one = sweep.run(model, corpus, policies, memo=True, batch=1, jobs=args.jobs, desc="batch 1",
                     max_len_a=args.max_len_a, max_len_b=args.max_len_b)
     command = "python eval/batch_equality.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -79,9 +67,9 @@ def main(argv=None) -> None:
              "| configuration | sentences differing | BLEU batch N | BLEU batch 1 | AL batch N | AL batch 1 | "
              "first differing sentences |", "|---|---:|---:|---:|---:|---:|---|"]
     for r, o in zip(chosen, one):
-        diff = [i for i, (pa, pb, da, db) in enumerate(zip(r["predictions"], o.predictions, r["delays"], o.delays))
+        diff = [i for i, (pa, pb, da, db) in enumerate(zip(r.predictions, o.predictions, r.delays, o.delays))
                 if pa != pb or list(da) != list(db)]
-        lines.append(f"| {o.signature} | {len(diff)} | {r['BLEU']:.2f} | {o.BLEU:.2f} | {r['AL']:.2f} | {o.AL:.2f} | "
+        lines.append(f"| {o.signature} | {len(diff)} | {r.BLEU:.2f} | {o.BLEU:.2f} | {r.AL:.2f} | {o.AL:.2f} | "
                      f"{', '.join(map(str, diff[:8])) or '-'} |")
     (args.sweep / "batch_equality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

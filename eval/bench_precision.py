@@ -102,7 +102,6 @@ def main(argv=None) -> None:
               "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
               "load_average_1min": [round(x, 2) for x in load], "command": command, "results": list(rows.values())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
 
     def label(n, full):
         return f"all {n}" if n == full else f"first {n} (a sample)"

@@ -9,8 +9,6 @@ Several folders (sweeps of the same sentences, e.g. of different models) are com
 Writes <first dir>/bootstrap.md or --out (psfuture.significance; sacrebleu's test, 1,000 resamples, seed 12345).
 """
 import argparse
-import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -28,9 +26,7 @@ def main(argv=None) -> None:
 
     from psfuture import report, sweep
 
-    rows = [r for d in args.sweep for r in json.loads((d / "results.json").read_text())]
-    fields = {f.name for f in dataclasses.fields(sweep.Result)}
-    results = [sweep.Result(**{k: v for k, v in r.items() if k in fields}) for r in rows]
+    results = [r for d in args.sweep for r in report.read_table(d / "results")]
     corpus = sweep.read_corpus(args.src, args.ref, args.limit)
     if any(len(r.predictions) != len(corpus) for r in results):
         sys.exit(f"error: a sweep holds {len(results[0].predictions)} predictions per run but {corpus.name} has "

@@ -27,6 +27,13 @@ def write_table(path: Path, results: Sequence[Result]) -> None:
         indent=1) + "\n")
 
 
+def read_table(path: Path) -> list[Result]:
+    """The results write_table saved at `path` (.json), predictions and delays included."""
+    fields = {f.name for f in dataclasses.fields(Result)}
+    return [Result(**{k: v for k, v in r.items() if k in fields})
+            for r in json.loads(path.with_suffix(".json").read_text())]
+
+
 def _fmt(x, digits=2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 

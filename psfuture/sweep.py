@@ -213,7 +213,6 @@ def _stream_chunk(model: Model, sources: Sequence[str], policies: Sequence[Polic
     front.clear()  # from empty caches: a chunk's answers do not depend on the chunks before it
     runs = [(k, i) for i in chunk for k in range(len(policies))]
     sessions = stream_batched(front, [(policies[k], sources[i]) for k, i in runs], **session_kw)
-    front.clear()
     return [(k, i, s.text, list(s.delays)) for (k, i), s in zip(runs, sessions)]
 
 
@@ -236,29 +235,28 @@ def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy]
     results do not depend on which process or in which order it runs)."""
     global _FORKED
     out = [_Streamed(predictions=[""] * len(sources), delays=[[] for _ in sources]) for _ in policies]
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) if batch > 1 else range(len(sources))
-    chunks = [list(order)[start:start + batch] for start in range(0, len(sources), batch)]
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) if batch > 1 else list(range(len(sources)))
+    chunks = [order[start:start + batch] for start in range(0, len(order), batch)]
     cache_size = model.cache_size
     model.cache_size = max(cache_size, 4 * batch * len(policies))  # every live run's states fit
+    pool = None
     try:
-        if jobs > 1:
+        if jobs > 1 and len(chunks) > 1:
             import multiprocessing
 
             model.clear_cache()  # children inherit the parent's memory: start them light
             _FORKED = (model, sources, policies, session_kw)
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(chunks))) as pool:
-                done = pool.imap_unordered(_forked_chunk, chunks[::-1])
-                for answers in done:
-                    for k, i, text, delays in answers:
-                        out[k].predictions[i], out[k].delays[i] = text, delays
-                    bar.update(len(answers))
+            pool = multiprocessing.get_context("fork").Pool(min(jobs, len(chunks)))
+            done = pool.imap_unordered(_forked_chunk, chunks[::-1])
         else:
-            for chunk in chunks:
-                answers = _stream_chunk(model, sources, policies, chunk, **session_kw)
-                for k, i, text, delays in answers:
-                    out[k].predictions[i], out[k].delays[i] = text, delays
-                bar.update(len(answers))
+            done = (_stream_chunk(model, sources, policies, chunk, **session_kw) for chunk in chunks)
+        for answers in done:
+            for k, i, text, delays in answers:
+                out[k].predictions[i], out[k].delays[i] = text, delays
+            bar.update(len(answers))
     finally:
+        if pool is not None:
+            pool.terminate()
         _FORKED = ()
         model.cache_size = cache_size
         model.clear_cache()
@@ -294,8 +292,8 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
     and computation-aware AL (ms, at `rate` source words/s) are the cost columns.
     memo=True: the runs of `batch` sentences under all policies go together, sharing model calls and a
     memo of model answers (same translations and delays as batch=1 up to float rounding in near-ties,
-    far faster; `jobs` processes share the batches out, same results); the cost columns then come from repeating the first `cost_limit` sentences the
-    memo=False way (none if 0/None).
+    far faster; `jobs` processes share the batches out, same results); the cost columns then come from
+    repeating the first `cost_limit` sentences the memo=False way (none if 0/None).
     """
     from tqdm import tqdm
 
