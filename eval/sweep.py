@@ -50,6 +50,8 @@ def main(argv=None) -> None:
                     help="policies run on the second and later --model (default: offline,psfuture)")
     ap.add_argument("--grid", action="append", default=[], metavar="POLICY.SETTING=V1,V2",
                     help="override a grid, e.g. psfuture.threshold=0.1,0.3 or psfuture.divergence=js")
+    ap.add_argument("--other-grid", action="append", metavar="POLICY.SETTING=V1,V2",
+                    help="the grid overrides of the second and later --model (default: the --grid ones)")
     ap.add_argument("--ablation", choices=("none", "ofat", "full", "rule"), default="ofat",
                     help="PsFuture ablation on the first model: one factor at a time, the full cross product, "
                          "the decision-rule options one at a time (rule), or none")
@@ -117,7 +119,8 @@ def main(argv=None) -> None:
         results = []
         for i, m in enumerate(models):
             wanted = set((args.other_policies if i else args.policies).split(","))
-            policies = [p for p in sweep.main_grid(args.grid, thresholds) if p.name in wanted]
+            specs = args.grid if not i or args.other_grid is None else args.other_grid
+            policies = [p for p in sweep.main_grid(specs, thresholds) if p.name in wanted]
             results += sweep.run(m, corpus, policies, memo=True, cost_limit=args.cost_limit, batch=args.batch,
                                  jobs=args.jobs, rate=args.rate, progress=progress, desc=m.info["name"], **cap)
         report.write_table(out / "results", results)

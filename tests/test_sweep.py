@@ -161,13 +161,13 @@ def test_edge_script_compares_models_in_one_table(tiny_model_dir, corpus, tmp_pa
     edge_main(["--model", str(tiny_model_dir), "--model", str(other), "--limit", "2", "--src", str(corpus / "test.de"),
                "--ref", str(corpus / "test.en"), "--out", str(out), "--no-progress", "--max-len-a", "1",
                "--max-len-b", "5", "--policies", "offline,waitk,psfuture", "--grid", "waitk.k=1,2",
-               "--grid", "psfuture.threshold=0.1,1", "--ablation", "none", "--cost-limit", "0"])
+               "--grid", "psfuture.threshold=0.1,1", "--other-grid", "psfuture.threshold=0.5", "--ablation", "none",
+               "--cost-limit", "0"])
     rows = json.loads((out / "results.json").read_text())
     first, second = meta["name"], "tiny-p2f"
-    assert [(r["model"], r["policy"]) for r in rows] == [(first, "offline"), (first, "waitk"), (first, "waitk"),
-                                                         (first, "psfuture"), (first, "psfuture"),
-                                                         (second, "offline"), (second, "psfuture"),
-                                                         (second, "psfuture")]
+    assert [(r["model"], r["policy"], r["settings"].get("threshold")) for r in rows] == [
+        (first, "offline", None), (first, "waitk", None), (first, "waitk", None), (first, "psfuture", 0.1),
+        (first, "psfuture", 1), (second, "offline", None), (second, "psfuture", 0.5)]
     md = (out / "sweep.md").read_text()
     assert f"| {second} | psfuture |" in md and "## BLEU at equal latency" in md
     assert f"| {first}: psfuture |" in md and f"| {second}: psfuture |" in md and f"| {first}: waitk |" in md
