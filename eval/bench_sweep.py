@@ -108,7 +108,7 @@ def main(argv=None) -> None:
                      "speedup_batch": seconds[names[0]] / seconds[fp32_batched],
                      "speedup_all": seconds[names[0]] / seconds[names[-1]],
                      "differ_batch": differing(names[0], fp32_batched),
-                     "differ_jobs": differing(names[-2], names[-1]) if args.jobs > 1 else 0,
+                     "differ_jobs": differing(names[-2], names[-1]) if args.jobs > 1 else None,
                      "gflop_per_sentence": flops / 1e9,
                      "achieved_gflops_fp32": flops * len(corpus) / seconds[fp32_batched] / 1e9,
                      "bleu": {n: [r.BLEU for r in outs[n]] for n in names}})
@@ -131,11 +131,11 @@ def main(argv=None) -> None:
              f"- FLOPs: torch FlopCounterMode over the first {len(small)} sentences at batch {args.batch} "
              "(padding included: that is work done)", "",
              "| run | configs | " + " | ".join(f"sent/s {n}" for n in names) + " | batching | all levers | "
-             "batch 1 = batch N | 1 = N processes | GFLOP/sentence | GFLOP/s fp32 batched | of fp32 matmul |",
+             f"batch 1 = batch N (fp32) | 1 = N processes ({names[-2]}) | GFLOP/sentence | GFLOP/s fp32 batched | of fp32 matmul |",
              "|---|---:|" + "---:|" * len(names) + "---:|---:|:---:|:---:|---:|---:|---:|"]
 
-    def same(differ: int) -> str:
-        return "yes" if not differ else f"no ({differ} runs)"
+    def same(differ: int | None) -> str:
+        return "-" if differ is None else "yes" if not differ else f"no ({differ} runs)"
     for r in rows:
         lines.append(f"| {r['run']} | {r['configurations']} | "
                      + " | ".join(f"{r['sent_per_s'][n]:.2f}" for n in names)
