@@ -53,10 +53,16 @@ def main(argv=None) -> None:
     if {r.precision for r in chosen} != {model.info["precision"]}:
         sys.exit(f"error: the sweep ran in {chosen[0].precision}, this check in {model.info['precision']}; "
                  "pass its --dtype/--quantize")
-    corpus = sweep.read_corpus(args.src, args.ref, args.limit)
-    if any(len(r.predictions) != len(corpus) for r in chosen):
-        sys.exit(f"error: {args.sweep} holds {len(chosen[0].predictions)} predictions per run but {corpus.name} "
-                 f"has {len(corpus)}; pass the sweep's --src/--ref/--limit")
+    from psfuture.errors import PsFutureError
+
+    try:
+        corpus = sweep.read_corpus(args.src, args.ref, args.limit)
+        report.check_saved(chosen, corpus)
+    except PsFutureError as e:
+        sys.exit(f"error: {e}")
+    if {r.model_sha256 for r in chosen} != {model.info["sha256"]}:
+        sys.exit(f"error: {args.sweep} was run with another checkpoint than {model.info.get('path', 'this one')} "
+                 "(sha256 differs); pass the sweep's --model")
     policies = [POLICIES[r.policy](**r.settings) for r in chosen]
     one = sweep.run(model, corpus, policies, memo=True, batch=1, jobs=args.jobs, desc="batch 1",
                     max_len_a=args.max_len_a, max_len_b=args.max_len_b)

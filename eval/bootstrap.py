@@ -26,11 +26,14 @@ def main(argv=None) -> None:
 
     from psfuture import report, sweep
 
+    from psfuture.errors import PsFutureError
+
     results = [r for d in args.sweep for r in report.read_table(d / "results")]
-    corpus = sweep.read_corpus(args.src, args.ref, args.limit)
-    if any(len(r.predictions) != len(corpus) for r in results):
-        sys.exit(f"error: a sweep holds {len(results[0].predictions)} predictions per run but {corpus.name} has "
-                 f"{len(corpus)} sentences; pass the sweep's --src/--ref/--limit")
+    try:
+        corpus = sweep.read_corpus(args.src, args.ref, args.limit)
+        report.check_saved(results, corpus)
+    except PsFutureError as e:
+        sys.exit(f"error: {e}")
     curves = report.curves_of(results)
     lines = [f"# Paired bootstrap: {' + '.join(d.name for d in args.sweep)} on {corpus.name}", "",
              f"`python eval/bootstrap.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",

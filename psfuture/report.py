@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from psfuture.calibration import interpolate
+from psfuture.errors import ConfigError
 from psfuture.model import Model
 from psfuture.policies import POLICIES, PsFuture
 from psfuture.significance import compare_curves
@@ -32,6 +33,23 @@ def read_table(path: Path) -> list[Result]:
     fields = {f.name for f in dataclasses.fields(Result)}
     return [Result(**{k: v for k, v in r.items() if k in fields})
             for r in json.loads(path.with_suffix(".json").read_text())]
+
+
+def check_saved(results: Sequence[Result], corpus) -> None:
+    """Refuse saved results that were not scored on `corpus` (sweep.Corpus), or that hold two checkpoints or
+    precisions under one model name (curves are told apart by name): bootstrap and re-runs would be wrong."""
+    for r in results:
+        if len(r.predictions) != len(corpus):
+            raise ConfigError(f"a saved sweep holds {len(r.predictions)} predictions per run but {corpus.name} has "
+                              f"{len(corpus)} sentences; pass the sweep's --src/--ref/--limit")
+        if r.corpus and r.corpus != corpus.fingerprint():
+            raise ConfigError(f"a saved sweep was scored on {r.corpus}, not on {corpus.fingerprint()}; pass the "
+                              "sweep's --src/--ref/--limit")
+    seen: dict = {}
+    for r in results:
+        if seen.setdefault(r.model, (r.model_sha256, r.precision)) != (r.model_sha256, r.precision):
+            raise ConfigError(f"model name {r.model!r} stands for two checkpoints or precisions "
+                              f"({seen[r.model]} and {(r.model_sha256, r.precision)}); compare them in separate runs")
 
 
 def _fmt(x, digits=2) -> str:

@@ -13,6 +13,7 @@ repeats its first `cost_limit` sentences that way.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,11 @@ class Corpus:
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def fingerprint(self) -> str:
+        """Name and sha256 of the sentences and references: saved results say what they were scored on."""
+        text = "\n".join(self.sources) + "\0" + "\n".join(self.references)
+        return f"{self.name} sha256:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
 
 
 def read_corpus(src: str | Path, ref: str | Path, limit: int | None = None) -> Corpus:
@@ -187,6 +193,7 @@ class Result:
     cost_sentences: int = 0  # the first sentences the cost columns were measured on, one live stream each
     rate: float = 2.5  # source words per second of the computation-aware AL
     precision: str = "float32"  # the model's compute precision (--dtype/--quantize)
+    corpus: str = ""  # Corpus.fingerprint() of the sentences scored ("" in results saved before it existed)
     predictions: list[str] = field(default_factory=list, repr=False)
     delays: list[list[int]] = field(default_factory=list, repr=False)
 
@@ -321,6 +328,7 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
                               calls_per_word=c.calls / words if c else None,
                               CA_AL_ms=sum(c.ca_al_ms) / len(c.ca_al_ms) if c and c.ca_al_ms else None,
                               cost_sentences=n_cost, rate=rate, precision=model.info.get("precision", "float32"),
+                              corpus=corpus.fingerprint(),
                               bleu_signature=signature,
                               model_sha256=model.info.get("sha256", ""), model=model.info.get("name", ""),
                               predictions=o.predictions, delays=o.delays))

@@ -130,6 +130,7 @@ def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, 
                      "psfuture.threshold=0.1,1", "--ablation", "ofat", "--ablation-points", "1"])
     rows = json.loads((tmp_path / "results.json").read_text())
     assert [r["policy"] for r in rows] == ["offline", "waitk", "psfuture", "psfuture"]
+    assert rows[0]["corpus"] == sweep.read_corpus(corpus / "test.de", corpus / "test.en", 2).fingerprint()
     md = (tmp_path / "sweep.md").read_text()
     assert "| offline |" in md and "PsFuture ablation" in md and md in capsys.readouterr().out
     assert (tmp_path / "bleu_latency.png").stat().st_size > 10_000
@@ -192,6 +193,23 @@ def test_equal_latency_table_interpolates_each_curve():
     md = report.markdown(rows, [], [], sweep.Corpus([], [], "x"))
     assert "| off: psfuture | 10.00 | 12.00 | 14.00 | 12.00 | 14.00 |" in md
     assert "| p2f: psfuture | 12.00 | 14.00 | 16.00 | 14.00 | 16.00 |" in md
+
+
+def test_saved_results_are_checked_against_their_sentences_and_checkpoint():
+    corpus = sweep.Corpus(["a b", "c"], ["x y", "z"], "test.de[:2]")
+    assert corpus.fingerprint() != sweep.Corpus(["a b", "c"], ["x y", "w"], "test.de[:2]").fingerprint()
+
+    def result(sha="s1", precision="float32", scored=corpus.fingerprint(), n=2, model="m"):
+        return sweep.Result("offline", {}, "", 1.0, 1, 1, 1, 1, 1, n, None, None, "sig", sha, model=model,
+                            precision=precision, corpus=scored, predictions=["p"] * n)
+
+    report.check_saved([result(), result(scored="")], corpus)  # "": saved before fingerprints, count checked only
+    for bad, match in ((result(n=3), "3 predictions per run"), (result(scored="valid.de[:2] sha256:0"), "scored on"),
+                       (result(sha="s2"), "two checkpoints or precisions"),
+                       (result(precision="bfloat16"), "two checkpoints or precisions")):
+        with pytest.raises(ConfigError, match=match):
+            report.check_saved([result(), bad], corpus)
+    report.check_saved([result(), result(sha="s2", model="other")], corpus)
 
 
 def test_batched_sweep_equals_one_sentence_at_a_time(model):
