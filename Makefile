@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser data model p2f sweep sweep-p2f bench clean
+.PHONY: demo test setup browser data model p2f sweep bench clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,34 +38,33 @@ model: data
 	$(PY) scripts/train.py --data data/bin --work build/offline --preset cpu --average 5 --fp16-storage \
 	  --name psfuture-offline-deen --out checkpoints/offline
 
-# P2F fine-tune of the shipped model (~1 h on 2 cores): today's corpus in the shipped model's vocabulary.
+# P2F fine-tune of the shipped model, the recipe of checkpoints/p2f (~25 min on 2 cores): today's corpus in the
+# shipped model's vocabulary; prefix pairs carry PsFuture's pseudo-future (--prefix-future 1), 250 updates.
 data/p2f-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
 	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/p2f-bin --model checkpoints/offline
 
 p2f: $(STAMP) data/p2f-bin/dict.de.txt
-	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f --out checkpoints/p2f \
-	  --average 2 --fp16-storage --name psfuture-p2f-deen
+	OMP_NUM_THREADS=2 $(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f \
+	  --out checkpoints/p2f --prefix-future 1 --fp16-storage --name psfuture-p2f-deen -- --max-update 250 \
+	  --save-interval-updates 50 --keep-interval-updates 1 --disable-validation --log-interval 25
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
-# The README's main table: every policy on the whole GNOME test set (1,425 sentences), batched, in the
-# front ends' default precision (--dtype auto: bfloat16 on this CPU), 2 processes; PsFuture's default (KL)
-# curve and the cosine one around AL 3-4 (~40 min on 2 cores).
+# The README's main table: every policy on the whole GNOME test set (1,425 sentences) on the shipped model, and
+# offline + PsFuture on the P2F model, batched, in the front ends' default precision (--dtype auto: bfloat16 on
+# this CPU), 2 processes; PsFuture's default (KL) curve and the cosine one.
 sweep: $(STAMP)
-	$(PY) eval/sweep.py --grid waitk.k=1,3 --grid alignatt.frames=1,2 --grid psfuture.divergence=kl,cos \
-	  --thresholds kl=0.1,0.2 --thresholds cos=0.03,0.08 --ablation none --cost-limit 10 --batch 16 --jobs 2 \
+	$(PY) eval/sweep.py --model checkpoints/offline --model checkpoints/p2f --grid waitk.k=1,3 \
+	  --grid alignatt.frames=1,2 --grid psfuture.divergence=kl,cos --other-grid psfuture.divergence=kl \
+	  --thresholds kl=0.1,0.2,0.4 --thresholds cos=0.03,0.08 --ablation none --cost-limit 10 --batch 16 --jobs 2 \
 	  --threads 1 --no-progress --out eval/results/sweep_test_full
 
-# PsFuture on the P2F model against the offline model (GNOME test[:100]).
-sweep-p2f: $(STAMP)
-	$(PY) eval/sweep.py --model checkpoints/offline --model checkpoints/p2f --limit 100 --ablation none --threads 1 \
-	  --cost-limit 10 --out eval/results/sweep_p2f
-
-# 1, 4, 8, 16, 32 streams at 2.5 words/s: one process with 2 torch threads against 2 worker processes x 1 thread.
-# Sweep throughput batch 1 vs 16 (GNOME test[:200]).
+# 1, 4, 8, 16, 32 streams at 2.5 words/s: one process with 2 torch threads against 2 worker processes x 1 thread,
+# in float32 and in bfloat16.
+# Sweep throughput, one lever at a time (every 20th sentence of the whole GNOME test set).
 bench: $(STAMP)
-	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 2 --threads 2 1 1 \
-	  --dtype float32 float32 bfloat16 --seconds 15
+	$(PY) eval/bench_stream.py --levels 1 4 8 16 32 --wps 2.5 --workers 1 2 1 2 --threads 2 1 2 1 \
+	  --dtype float32 float32 bfloat16 bfloat16 --seconds 15
 	$(PY) eval/bench_sweep.py --limit 0 --every 20 --runs offline,alignatt,psfuture --batch 16 --threads 1 \
 	  --dtype bfloat16 --jobs 2
 
