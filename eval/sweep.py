@@ -104,10 +104,14 @@ def main(argv=None) -> None:
         progress = not args.no_progress
         cap = {"max_len_a": args.max_len_a, "max_len_b": args.max_len_b}
         if args.target_al is not None:
-            base = next((p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"), PsFuture())
+            variants = [p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"]
+            base = variants[0] if variants else PsFuture()
+            given = sorted({p.threshold for p in variants}) if any(
+                s.startswith("psfuture.threshold=") for s in args.grid) else None  # --grid psfuture.threshold= wins
             dev = sweep.read_corpus(args.dev_src, args.dev_ref, args.limit)
             cal = sweep.calibrate(model, dev, base, progress=progress, batch=args.batch, jobs=args.jobs,
-                                  thresholds=sweep.parse_thresholds(args.thresholds).get(base.divergence), **cap)
+                                  thresholds=given or sweep.parse_thresholds(args.thresholds).get(base.divergence),
+                                  **cap)
             cal.save(out / "calibration.json")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "

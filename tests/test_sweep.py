@@ -146,6 +146,9 @@ def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, 
     assert cal.model_sha256 == json.loads((tiny_model_dir / "model.json").read_text())["sha256"]
     assert len(cal.points) == len(sweep.THRESHOLDS["kl"])
     assert f"threshold {cal('psfuture', 3):.4g} for AL 3.0" in capsys.readouterr().out
+    edge_main(run + ["--dev-src", str(corpus / "test.de"), "--dev-ref", str(corpus / "test.en"), "--target-al", "3",
+                     "--grid", "psfuture.threshold=0.1,1"])  # the given thresholds, not the default range
+    assert sorted(t for _, t in sweep.Calibration.load(tmp_path / "calibration.json").points) == [0.1, 1]
 
 
 def test_edge_script_reports_bad_model(tmp_path):
