@@ -40,6 +40,7 @@ def main(argv=None) -> None:
     import torch
 
     from psfuture import report, sweep
+    from psfuture.errors import PsFutureError
     from psfuture.model import load_model
     from psfuture.policies import POLICIES
 
@@ -50,19 +51,11 @@ def main(argv=None) -> None:
     chosen = [next((r for r in results if picked(r, p)), None) for p in wanted]
     if None in chosen:
         sys.exit(f"error: no configuration of {args.sweep} matches {wanted[chosen.index(None)]!r}")
-    if {r.precision for r in chosen} != {model.info["precision"]}:
-        sys.exit(f"error: the sweep ran in {chosen[0].precision}, this check in {model.info['precision']}; "
-                 "pass its --dtype/--quantize")
-    from psfuture.errors import PsFutureError
-
     try:
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
-        report.check_saved(chosen, corpus)
+        report.check_saved(chosen, corpus, model)
     except PsFutureError as e:
         sys.exit(f"error: {e}")
-    if {r.model_sha256 for r in chosen} != {model.info["sha256"]}:
-        sys.exit(f"error: {args.sweep} was run with another checkpoint than {model.info.get('path', 'this one')} "
-                 "(sha256 differs); pass the sweep's --model")
     policies = [POLICIES[r.policy](**r.settings) for r in chosen]
     one = sweep.run(model, corpus, policies, memo=True, batch=1, jobs=args.jobs, desc="batch 1",
                     max_len_a=args.max_len_a, max_len_b=args.max_len_b)

@@ -25,7 +25,6 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from psfuture import report, sweep
-
     from psfuture.errors import PsFutureError
 
     results = [r for d in args.sweep for r in report.read_table(d / "results")]

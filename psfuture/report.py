@@ -35,9 +35,17 @@ def read_table(path: Path) -> list[Result]:
             for r in json.loads(path.with_suffix(".json").read_text())]
 
 
-def check_saved(results: Sequence[Result], corpus) -> None:
+def check_saved(results: Sequence[Result], corpus, model: Model | None = None) -> None:
     """Refuse saved results that were not scored on `corpus` (sweep.Corpus), or that hold two checkpoints or
-    precisions under one model name (curves are told apart by name): bootstrap and re-runs would be wrong."""
+    precisions under one model name (curves are told apart by name), or, given `model`, that another checkpoint
+    or precision made: bootstrap and re-runs would be wrong."""
+    if model is not None:
+        mine = (model.info.get("sha256", ""), model.info.get("precision", "float32"))
+        for r in results:
+            if (r.model_sha256, r.precision) != mine:
+                raise ConfigError(f"the saved sweep ran {r.model} sha256 {r.model_sha256[:12]}… in {r.precision}, this "
+                                  f"check {model.info.get('name')} sha256 {mine[0][:12]}… in {mine[1]}; pass the "
+                                  "sweep's --model and --dtype/--quantize")
     for r in results:
         if len(r.predictions) != len(corpus):
             raise ConfigError(f"a saved sweep holds {len(r.predictions)} predictions per run but {corpus.name} has "

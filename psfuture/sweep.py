@@ -317,7 +317,7 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
     streamed = _stream_all(model, corpus.sources, policies, bar, batch, jobs, **session_kw) if memo else cost
     bar.close()
     words = sum(len(s.split()) for s in corpus.sources[:n_cost])
-    results = []
+    scored, results = corpus.fingerprint(), []
     for i, (policy, o) in enumerate(zip(policies, streamed)):
         score, signature = bleu(o.predictions, corpus.references)
         lat = latency_scores(corpus.sources, corpus.references, o.delays, o.predictions)
@@ -328,7 +328,7 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
                               calls_per_word=c.calls / words if c else None,
                               CA_AL_ms=sum(c.ca_al_ms) / len(c.ca_al_ms) if c and c.ca_al_ms else None,
                               cost_sentences=n_cost, rate=rate, precision=model.info.get("precision", "float32"),
-                              corpus=corpus.fingerprint(),
+                              corpus=scored,
                               bleu_signature=signature,
                               model_sha256=model.info.get("sha256", ""), model=model.info.get("name", ""),
                               predictions=o.predictions, delays=o.delays))

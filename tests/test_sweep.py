@@ -214,6 +214,13 @@ def test_saved_results_are_checked_against_their_sentences_and_checkpoint():
             report.check_saved([result(), bad], corpus)
     report.check_saved([result(), result(sha="s2", model="other")], corpus)
 
+    class Made:  # the loaded model of a re-run: its checkpoint and precision must be the saved ones
+        info = {"name": "m", "sha256": "s1", "precision": "float32"}
+    report.check_saved([result()], corpus, Made())
+    Made.info = {**Made.info, "precision": "bfloat16"}
+    with pytest.raises(ConfigError, match="pass the sweep's --model and --dtype"):
+        report.check_saved([result()], corpus, Made())
+
 
 def test_batched_sweep_equals_one_sentence_at_a_time(model):
     """Mixed sentence lengths, every policy family: batch N gives batch 1's translations and delays, so do
