@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     from psfuture.errors import ConfigError, PsFutureError
     from psfuture.model import load_model
     from psfuture.policies import PsFuture
-    from psfuture import report, sweep
+    from psfuture import chunks, report, sweep
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -102,7 +102,9 @@ def main(argv=None) -> None:
         out = args.out or ROOT / "eval" / "sweep_results" / "_vs_".join(names)
         out.mkdir(parents=True, exist_ok=True)
         progress = not args.no_progress
-        cap = {"max_len_a": args.max_len_a, "max_len_b": args.max_len_b}
+        # Each finished batch is kept under <out>/chunks until the tables are written: the same command
+        # started again after a kill resumes there (psfuture.chunks).
+        cap = {"max_len_a": args.max_len_a, "max_len_b": args.max_len_b, "resume": out / "chunks"}
         if args.target_al is not None:
             variants = [p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"]
             base = variants[0] if variants else PsFuture()
@@ -113,6 +115,7 @@ def main(argv=None) -> None:
                                   thresholds=given or sweep.parse_thresholds(args.thresholds).get(base.divergence),
                                   **cap)
             cal.save(out / "calibration.json")
+            chunks.clear(out / "chunks")
             threshold = cal.threshold("psfuture", args.target_al)
             print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
                   f"({', '.join(f'{t:g}->AL {a:.2f}' for a, t in sorted(cal.points))}); "
@@ -137,6 +140,7 @@ def main(argv=None) -> None:
             report.write_table(out / "ablation", ablation)
         (out / "sweep.md").write_text(report.markdown(results, ablation, models, corpus))
         report.plot(out / "bleu_latency.png", results, f"{' vs '.join(names)} on {corpus.name}")
+        chunks.clear(out / "chunks")
     except PsFutureError as e:
         sys.exit(f"error: {e}")
     print((out / "sweep.md").read_text())

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from psfuture.calibration import Calibration
+from psfuture.chunks import ChunkStore
 from psfuture.errors import ConfigError
 from psfuture.model import Model
 from psfuture.policies import POLICIES, AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
@@ -214,28 +215,34 @@ class _Streamed:
 
 
 def _stream_chunk(model: Model, sources: Sequence[str], policies: Sequence[Policy], chunk: Sequence[int],
-                  **session_kw) -> list[tuple[int, int, str, list[int]]]:
-    """All policies of the sentences `chunk` together (stream_batched), one answer memo for the chunk."""
+                  store: ChunkStore | None = None, **session_kw) -> list[tuple[int, int, str, list[int]]]:
+    """All policies of the sentences `chunk` together (stream_batched), one answer memo for the chunk;
+    from `store` when an earlier run of this very sweep finished the chunk, and into it when streamed."""
+    if store is not None and (saved := store.get(chunk, sources)) is not None:
+        return saved
     front = MemoModel(model)
     front.clear()  # from empty caches: a chunk's answers do not depend on the chunks before it
     runs = [(k, i) for i in chunk for k in range(len(policies))]
     sessions = stream_batched(front, [(policies[k], sources[i]) for k, i in runs], **session_kw)
-    return [(k, i, s.text, list(s.delays)) for (k, i), s in zip(runs, sessions)]
+    answers = [(k, i, s.text, list(s.delays)) for (k, i), s in zip(runs, sessions)]
+    if store is not None:
+        store.put(chunk, sources, answers)
+    return answers
 
 
-_FORKED: tuple = ()  # what forked sweep workers inherit: (model, sources, policies, session_kw)
+_FORKED: tuple = ()  # what forked sweep workers inherit: (model, sources, policies, store, session_kw)
 
 
 def _forked_chunk(chunk: Sequence[int]) -> list[tuple[int, int, str, list[int]]]:
     import torch
 
     torch.set_num_threads(1)  # one core per process: the processes are the parallelism
-    model, sources, policies, session_kw = _FORKED
-    return _stream_chunk(model, sources, policies, chunk, **session_kw)
+    model, sources, policies, store, session_kw = _FORKED
+    return _stream_chunk(model, sources, policies, chunk, store, **session_kw)
 
 
 def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy], bar, batch: int = 1,
-                jobs: int = 1, **session_kw) -> list[_Streamed]:
+                jobs: int = 1, store: ChunkStore | None = None, **session_kw) -> list[_Streamed]:
     """Stream `sources` under every policy, `batch` sentences of equal (or nearly equal) word count at a
     time, all policies of those sentences together (stream_batched), sharing one answer memo.
     jobs > 1: that many forked processes of one torch thread take the chunks, longest first (a chunk's
@@ -252,11 +259,11 @@ def _stream_all(model: Model, sources: Sequence[str], policies: Sequence[Policy]
             import multiprocessing
 
             model.clear_cache()  # children inherit the parent's memory: start them light
-            _FORKED = (model, sources, policies, session_kw)
+            _FORKED = (model, sources, policies, store, session_kw)
             pool = multiprocessing.get_context("fork").Pool(min(jobs, len(chunks)))
             done = pool.imap_unordered(_forked_chunk, chunks[::-1])
         else:
-            done = (_stream_chunk(model, sources, policies, chunk, **session_kw) for chunk in chunks)
+            done = (_stream_chunk(model, sources, policies, chunk, store, **session_kw) for chunk in chunks)
         for answers in done:
             for k, i, text, delays in answers:
                 out[k].predictions[i], out[k].delays[i] = text, delays
@@ -292,7 +299,7 @@ def _stream_timed(model: Model, sources: Sequence[str], references: Sequence[str
 
 def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool = False,
         cost_limit: int | None = None, batch: int = 1, jobs: int = 1, rate: float = 2.5, progress: bool = True,
-        desc: str = "sweep", **session_kw) -> list[Result]:
+        desc: str = "sweep", resume: str | Path | None = None, **session_kw) -> list[Result]:
     """Stream every sentence of `corpus` under every policy; score each policy.
 
     memo=False: each run streams alone, as one live stream, and pays its own way: its time, model calls
@@ -300,7 +307,9 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
     memo=True: the runs of `batch` sentences under all policies go together, sharing model calls and a
     memo of model answers (same translations and delays as batch=1 up to float rounding in near-ties,
     far faster; `jobs` processes share the batches out, same results); the cost columns then come from
-    repeating the first `cost_limit` sentences the memo=False way (none if 0/None).
+    repeating the first `cost_limit` sentences the memo=False way (none if 0/None). `resume`: a folder
+    where each finished batch is kept (psfuture.chunks), so the same run started again after a kill skips
+    what was done (the timed runs are always repeated).
     """
     from tqdm import tqdm
 
@@ -314,7 +323,8 @@ def run(model: Model, corpus: Corpus, policies: Sequence[Policy], *, memo: bool 
     bar = tqdm(total=(len(corpus) * memo + n_cost) * len(policies), desc=desc, disable=not progress, unit="run")
     cost = (_stream_timed(model, corpus.sources[:n_cost], corpus.references[:n_cost], policies, bar, rate,
                           **session_kw) if n_cost else None)
-    streamed = _stream_all(model, corpus.sources, policies, bar, batch, jobs, **session_kw) if memo else cost
+    store = ChunkStore(resume, model, policies, session_kw) if resume is not None and memo else None
+    streamed = _stream_all(model, corpus.sources, policies, bar, batch, jobs, store, **session_kw) if memo else cost
     bar.close()
     words = sum(len(s.split()) for s in corpus.sources[:n_cost])
     scored, results = corpus.fingerprint(), []
