@@ -50,7 +50,6 @@ class ChunkStore:
         os.replace(tmp, path)  # atomic: a reader sees the whole chunk or none of it
 
 
-
 def clear(folder: str | Path) -> None:
     """Drop a finished sweep's chunks (its results are written)."""
     folder = Path(folder)

@@ -27,7 +27,7 @@ def corpus(tmp_path_factory):
 
 
 class Counting:
-    """The model, counting the sentences it is asked about."""
+    """The model, counting its next_token calls (0: every answer came from the store)."""
 
     def __init__(self, model):
         self.model, self.asked = model, 0
