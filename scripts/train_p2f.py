@@ -24,6 +24,7 @@ from export_model import export  # noqa: E402
 from train import COMMON  # noqa: E402
 
 import psfuture  # noqa: E402  (allow-lists argparse.Namespace for torch.load)
+from psfuture.tasks.p2f_loss import NAME as WEIGHTED_LOSS  # noqa: E402
 
 PACKAGE = Path(psfuture.__file__).resolve().parent  # an absolute --user-dir works from any working directory
 
@@ -71,10 +72,14 @@ def as_translation(state: dict) -> dict:
     cfg = dict(state["cfg"])
     cfg["task"] = {**{k: v for k, v in cfg["task"].items() if not k.startswith("prefix_")}, "_name": "translation"}
     cfg["common"] = {**cfg["common"], "user_dir": None}
+    if cfg.get("criterion") and cfg["criterion"].get("_name") == WEIGHTED_LOSS:
+        cfg["criterion"] = {**cfg["criterion"], "_name": "label_smoothed_cross_entropy"}
     model = cfg["model"]
     if isinstance(model, argparse.Namespace):
         model = argparse.Namespace(**{k: v for k, v in vars(model).items() if not k.startswith("prefix_")})
         model.task, model.user_dir = "translation", None
+        if getattr(model, "criterion", None) == WEIGHTED_LOSS:
+            model.criterion = "label_smoothed_cross_entropy"
     cfg["model"] = model
     return {**state, "cfg": cfg}
 
@@ -111,6 +116,8 @@ def main(argv=None) -> None:
                     help="prefix source ends with </s>? (drop matches PsFuture's default prefix_eos=False)")
     ap.add_argument("--prefix-target", choices=("full", "proportional"), default="full",
                     help="prefix pairs keep the full target, or the same share of it as of the source")
+    ap.add_argument("--prefix-past-weight", type=float, default=1.0,
+                    help="full targets: loss weight past the proportional share of a prefix pair (1: plain P2F)")
     ap.add_argument("--prefix-future", type=int, default=0,
                     help="<unk> placeholders (then </s>) after every cut prefix: train PsFuture's pseudo-future pass")
     ap.add_argument("--average", type=int, default=1, help="average the last N interval checkpoints on export")
@@ -136,8 +143,11 @@ def main(argv=None) -> None:
            "--task", "prefix_to_full", "--prefix-ratio", str(args.prefix_ratio),
            "--prefix-unit", args.prefix_unit, "--prefix-eos", args.prefix_eos,
            "--prefix-target", args.prefix_target, "--prefix-future", str(args.prefix_future),
+           "--prefix-past-weight", str(args.prefix_past_weight),
            "--save-dir", str(args.work), "--log-file", str(args.work / "train.log"),
            *COMMON, *arch_flags(_load(ckpt)["cfg"]["model"]), *PRESETS[args.preset]]
+    if args.prefix_past_weight < 1.0:
+        cmd += ["--criterion", WEIGHTED_LOSS]  # the same label smoothing, weighted (after COMMON's: it wins)
     if not (args.work / "checkpoint_last.pt").is_file():  # later launches resume from it
         cmd += ["--restore-file", str(ckpt.resolve()), "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                 "--reset-lr-scheduler"]

@@ -1,2 +1,2 @@
 """fairseq tasks registered by `--user-dir psfuture` (fairseq imports every module here)."""
-from . import prefix_to_full  # noqa: F401
+from . import p2f_loss, prefix_to_full  # noqa: F401

@@ -3,10 +3,11 @@
     fairseq-train data/bin --user-dir psfuture --task prefix_to_full --prefix-ratio 0.5 ...
 
 A share of the training pairs get their source cut to a random prefix while the target stays the full
-translation (or, with --prefix-target proportional, is cut to the same share), so an offline model learns
-what to say from partial input, as the simultaneous engine will feed it. With --prefix-future N a cut
+translation (or, with --prefix-target proportional, is cut to the same share; or, with --prefix-past-weight W,
+stays full with the loss past that share scaled by W), so an offline model learns what to say from partial
+input, as the simultaneous engine will feed it. With --prefix-future N a cut
 prefix is followed by N <unk> and </s>, the pseudo-future PsFuture's second pass sends, so that pass is
-in distribution. The mix, the prefix unit and EOS on the prefix are psfuture's choices, not the PsFuture paper's. Valid and
+in distribution. The mix, the prefix unit, EOS on the prefix and the targets are psfuture's choices, not the PsFuture paper's. Valid and
 test splits stay full pairs, and so does inference: a P2F model is an ordinary translation model.
 """
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
+
+from .p2f_loss import NAME as WEIGHTED_LOSS, P2FLabelSmoothedCrossEntropy
 
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
@@ -60,11 +63,12 @@ class PrefixDataset(BaseWrapperDataset):
     it is the same in every distributed rank, data-loader worker and rerun."""
 
     def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
-                 target: str = "full", future: tuple[int, ...] = ()):
+                 target: str = "full", future: tuple[int, ...] = (), past_weight: float = 1.0):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
         self.future = tuple(future)  # pseudo-future ids after a cut prefix (then EOS), as PsFuture's q pass sends
         self.target = target  # a plain str: a fairseq ChoiceEnum member does not pickle into loader workers
+        self.past_weight = past_weight  # loss weight of a full target's tokens past the proportional share
         self.epoch = 1
 
     @property
@@ -103,7 +107,23 @@ class PrefixDataset(BaseWrapperDataset):
             tgt_body = tgt[:-1] if len(tgt) and tgt[-1] == self.eos else tgt
             if len(tgt_body):
                 cut_item["target"] = tgt_body[:proportional_len(cut, len(body), len(tgt_body))]
+        elif self.past_weight < 1.0:
+            tgt = item["target"]
+            n = len(tgt) - int(len(tgt) > 0 and tgt[-1] == self.eos)
+            # Past this many tokens (EOS included) the target says more than the prefix supports.
+            cut_item["supported"] = proportional_len(cut, len(body), n) if n else 0
         return cut_item
+
+    def collater(self, samples):
+        batch = self.dataset.collater(samples)
+        if self.past_weight < 1.0 and batch:
+            supported = {s["id"]: s["supported"] for s in samples if "supported" in s}
+            weight = torch.ones(batch["target"].shape)
+            for row, index in enumerate(batch["id"].tolist()):  # the collater sorts rows by source length
+                if index in supported:
+                    weight[row, supported[index]:] = self.past_weight
+            batch["target_weight"] = weight
+        return batch
 
 
 @dataclass
@@ -123,6 +143,10 @@ class PrefixToFullConfig(TranslationConfig):
                                           "paper as we read it, it teaches guessing the unread rest) or the "
                                           "same share of it as the prefix is of the source, with no EOS "
                                           "(proportional: supervise only what the prefix roughly supports)"})
+    prefix_past_weight: float = field(
+        default=1.0, metadata={"help": "with --prefix-target full: loss weight of a prefix pair's target tokens "
+                                       "past the proportional share (EOS included); 1: plain P2F, 0: the "
+                                       "gradient of proportional. Needs --criterion " + WEIGHTED_LOSS})
     prefix_future: int = field(
         default=0, metadata={"help": "append this many <unk> placeholders and </s> to every cut prefix "
                                      "(PsFuture's pseudo-future pass with placeholder=unk, k=N, future_eos): "
@@ -140,6 +164,11 @@ class PrefixToFullTask(TranslationTask):
             raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
         if cfg.prefix_future < 0:
             raise ValueError(f"--prefix-future must be >= 0, got {cfg.prefix_future}")
+        if not 0.0 <= cfg.prefix_past_weight <= 1.0:
+            raise ValueError(f"--prefix-past-weight must be in [0, 1], got {cfg.prefix_past_weight}")
+        if cfg.prefix_past_weight < 1.0 and cfg.prefix_target != "full":
+            raise ValueError("--prefix-past-weight weighs a full target's unsupported rest; with --prefix-target "
+                             f"{cfg.prefix_target} there is none. Use --prefix-target full.")
         if cfg.prefix_seed < 0:
             raise ValueError(f"the P2F seed (--seed) must be >= 0, got {cfg.prefix_seed}")
         self.word_start = None
@@ -155,4 +184,12 @@ class PrefixToFullTask(TranslationTask):
             self.datasets[split] = PrefixDataset(
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
                 self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target),
-                (self.src_dict.unk(),) * self.cfg.prefix_future)
+                (self.src_dict.unk(),) * self.cfg.prefix_future, self.cfg.prefix_past_weight)
+
+    def build_criterion(self, cfg, from_checkpoint=False):
+        criterion = super().build_criterion(cfg, from_checkpoint)
+        if self.cfg.prefix_past_weight < 1.0 and not isinstance(criterion, P2FLabelSmoothedCrossEntropy):
+            # Any other criterion would ignore the weights and train plain P2F without a word.
+            raise ValueError(f"--prefix-past-weight {self.cfg.prefix_past_weight} needs --criterion "
+                             f"{WEIGHTED_LOSS}, which applies it")
+        return criterion

@@ -27,15 +27,21 @@ SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>", "\u2581Im", "\u2581A", "n", "f", "\u
 TOKENS = np.array([4, 5, 6, 7, 8, 9, 10, 6])  # "Im Anfang Gott. n": words start at 0, 1, 4 and 6
 
 
-def make_task(data_bin, *options):
+def make_cfg(data_bin, *options):
+    """fairseq-train's whole config for these options, as fairseq_cli.train builds it."""
     from fairseq import options as fairseq_options
-    from fairseq import tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     parser = fairseq_options.get_training_parser()
     args = fairseq_options.parse_args_and_arch(
         parser, [str(data_bin), "--user-dir", str(PACKAGE), "--task", "prefix_to_full", *TINY_ARCH, *options])
-    return tasks.setup_task(convert_namespace_to_omegaconf(args).task)
+    return convert_namespace_to_omegaconf(args)
+
+
+def make_task(data_bin, *options):
+    from fairseq import tasks
+
+    return tasks.setup_task(make_cfg(data_bin, *options).task)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +141,43 @@ def test_proportional_target_is_cut_to_the_share_without_eos(tiny_data_bin):
     row = row[row.ne(t.tgt_dict.pad())]
     prev = batch["net_input"]["prev_output_tokens"][0][:len(row)]
     assert prev[0] == eos and torch.equal(prev[1:], row[:-1])  # teacher forcing still shifts by one
+
+
+def test_past_weight_keeps_full_targets_and_weighs_the_unsupported_rest(tiny_data_bin):
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-past-weight", "0.25")
+    t.load_dataset("train")
+    ds, pad = t.dataset("train"), t.tgt_dict.pad()
+    batch = next(t.get_batch_iterator(ds, max_sentences=16, seed=1, epoch=1).next_epoch_itr(shuffle=False))
+    weight, rest_in_body = batch["target_weight"], 0
+    assert weight.shape == batch["target"].shape
+    for row, index in enumerate(batch["id"].tolist()):
+        full, item = full_item(ds, index), ds[index]
+        assert torch.equal(item["target"], full["target"])  # the target stays full
+        n = len(full["target"])  # EOS included
+        supported = proportional_len(len(item["source"]), len(full["source"]) - 1, n - 1)
+        assert batch["target"][row, :n].ne(pad).all()
+        assert weight[row, :supported].eq(1.0).all() and weight[row, supported:n].eq(0.25).all()
+        rest_in_body += supported < n - 1
+    assert rest_in_body > 0, "no row had a weighted word: the test saw only whole sentences"
+    plain = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3")
+    plain.load_dataset("train")
+    batch = next(plain.get_batch_iterator(plain.dataset("train"), max_sentences=16, seed=1,
+                                          epoch=1).next_epoch_itr(shuffle=False))
+    assert "target_weight" not in batch  # weight 1: fairseq's own batches, untouched
+
+
+def test_past_weight_settings_that_would_be_silently_ignored_are_refused(tiny_data_bin):
+    from fairseq import tasks
+
+    with pytest.raises(ValueError, match="--prefix-past-weight must be in"):
+        make_task(tiny_data_bin, "--prefix-past-weight", "1.5")
+    with pytest.raises(ValueError, match="--prefix-target full"):
+        make_task(tiny_data_bin, "--prefix-past-weight", "0.5", "--prefix-target", "proportional")
+    cfg = make_cfg(tiny_data_bin, "--prefix-past-weight", "0.5", "--criterion", "label_smoothed_cross_entropy")
+    with pytest.raises(ValueError, match="--criterion p2f_label_smoothed_cross_entropy"):
+        tasks.setup_task(cfg.task).build_criterion(cfg.criterion)
+    cfg = make_cfg(tiny_data_bin, "--prefix-past-weight", "0.5", "--criterion", "p2f_label_smoothed_cross_entropy")
+    tasks.setup_task(cfg.task).build_criterion(cfg.criterion)
 
 
 def test_full_target_is_the_default(task):
@@ -254,6 +297,20 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
             "assert 'psfuture.tasks' not in sys.modules; print(type(t).__name__)")
     r = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.split()[-1] == "TranslationTask", r.stderr[-3000:]
+
+
+def test_train_p2f_past_weight_trains_with_the_weighted_loss_and_exports_plain(tiny_model_dir, tiny_data_bin,
+                                                                               tmp_path):
+    out = tmp_path / "p2f"
+    rc, out_log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
+                       "--data", str(tiny_data_bin), "--work", str(tmp_path / "work"), "--out", str(out),
+                       "--preset", "tiny", "--prefix-ratio", "1.0", "--prefix-past-weight", "0.3"])
+    assert rc == 0, out_log[-3000:]
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert "P2FLabelSmoothedCrossEntropy" in log and "num_updates 3" in log
+    assert json.loads((out / "model.json").read_text())["p2f"]["prefix_past_weight"] == 0.3
+    cfg = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["cfg"]
+    assert cfg["criterion"]["_name"] == "label_smoothed_cross_entropy"  # loadable without --user-dir
 
 
 def test_train_p2f_refuses_data_with_another_dictionary(tiny_model_dir, tmp_path):
