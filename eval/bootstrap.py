@@ -5,7 +5,8 @@ prediction): each PsFuture curve against every other curve at AL 2/3/4 and LAAL 
     python eval/bootstrap.py eval/results/sweep_p2f --limit 100
     python eval/bootstrap.py DIR_A DIR_B --src data/corpus/valid.de --ref data/corpus/valid.en --limit 400 --out F
 
-Several folders (sweeps of the same sentences, e.g. of different models) are compared as one sweep.
+Several folders (sweeps of the same sentences, e.g. of different models) are compared as one sweep; a folder
+swept on the whole set is re-scored on its first --limit sentences, to pair with sweeps of those.
 Writes <first dir>/bootstrap.md or --out (psfuture.significance; sacrebleu's test, 1,000 resamples, seed 12345).
 """
 import argparse
@@ -21,7 +22,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, help="where to write the table (default: <first folder>/bootstrap.md)")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
-    ap.add_argument("--limit", type=int, help="the --limit the sweep ran with")
+    ap.add_argument("--limit", type=int, help="the --limit the sweeps ran with (a whole-set sweep is cut to it)")
     args = ap.parse_args(argv)
 
     from psfuture import report, sweep
@@ -30,6 +31,10 @@ def main(argv=None) -> None:
     results = [r for d in args.sweep for r in report.read_table(d / "results")]
     try:
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
+        longer = [r for r in results if len(r.predictions) > len(corpus)]
+        if longer:  # a sweep of the whole set, paired with sweeps of its first --limit sentences
+            longer = report.first(longer, sweep.read_corpus(args.src, args.ref), corpus)
+            results = [r for r in results if len(r.predictions) <= len(corpus)] + longer
         report.check_saved(results, corpus)
     except PsFutureError as e:
         sys.exit(f"error: {e}")

@@ -14,7 +14,7 @@ from psfuture.errors import ConfigError
 from psfuture.model import Model
 from psfuture.policies import POLICIES, PsFuture
 from psfuture.significance import compare_curves
-from psfuture.sweep import RULE_SETTINGS, Corpus, Result, curve_label
+from psfuture.sweep import RULE_SETTINGS, Corpus, Result, bleu, curve_label, latency_scores
 
 
 def write_table(path: Path, results: Sequence[Result]) -> None:
@@ -58,6 +58,25 @@ def check_saved(results: Sequence[Result], corpus, model: Model | None = None) -
         if seen.setdefault(r.model, (r.model_sha256, r.precision)) != (r.model_sha256, r.precision):
             raise ConfigError(f"model name {r.model!r} stands for two checkpoints or precisions "
                               f"({seen[r.model]} and {(r.model_sha256, r.precision)}); compare them in separate runs")
+
+
+def first(results: Sequence[Result], whole: Corpus, part: Corpus) -> list[Result]:
+    """Results saved on `whole` (checked as check_saved does), re-scored on `part`, its first sentences: a
+    whole-set sweep then pairs with a sweep of the first N. Cost columns are dropped (measured on other
+    sentences); translations and delays do not depend on which other sentences a sweep held."""
+    if part.sources != whole.sources[:len(part)] or part.references != whole.references[:len(part)]:
+        raise ConfigError(f"{part.name} is not the start of {whole.name}")
+    check_saved(results, whole)
+    out = []
+    for r in results:
+        n = len(part)
+        predictions, delays = r.predictions[:n], r.delays[:n]
+        score, signature = bleu(predictions, part.references)
+        out.append(dataclasses.replace(
+            r, BLEU=score, bleu_signature=signature, sentences=n, corpus=part.fingerprint(), predictions=predictions,
+            delays=delays, seconds_per_sentence=None, calls_per_word=None, CA_AL_ms=None, cost_sentences=0,
+            **latency_scores(part.sources, part.references, delays, predictions)))
+    return out
 
 
 def _fmt(x, digits=2) -> str:

@@ -222,6 +222,22 @@ def test_saved_results_are_checked_against_their_sentences_and_checkpoint():
         report.check_saved([result()], corpus, Made())
 
 
+def test_a_whole_set_sweep_rescored_on_its_first_sentences_equals_a_sweep_of_them(model, corpus):
+    whole = sweep.read_corpus(corpus / "test.de", corpus / "test.en")
+    part = sweep.read_corpus(corpus / "test.de", corpus / "test.en", limit=2)
+    policies = [PsFuture(threshold=0.3), WaitK(k=2)]
+    cut = report.first(sweep.run(model, whole, policies, progress=False, **CAP), whole, part)
+    direct = sweep.run(model, part, policies, progress=False, **CAP)
+    for a, b in zip(cut, direct):
+        assert (a.predictions, a.delays, a.corpus, a.sentences) == (b.predictions, b.delays, b.corpus, b.sentences)
+        for metric in ("BLEU",) + sweep.LATENCY:
+            assert getattr(a, metric) == pytest.approx(getattr(b, metric)), metric
+        assert a.seconds_per_sentence is None  # cost was measured on the whole set: not carried over
+    report.check_saved(cut, part)
+    with pytest.raises(ConfigError, match="is not the start of"):
+        report.first(cut, whole, sweep.Corpus(whole.sources[1:], whole.references[1:], "other"))
+
+
 def test_batched_sweep_equals_one_sentence_at_a_time(model):
     """Mixed sentence lengths, every policy family: batch N gives batch 1's translations and delays, so do
     2 forked processes, and all equal streaming each sentence alone; batching takes fewer model calls."""
