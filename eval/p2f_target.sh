@@ -6,13 +6,15 @@
 #   bash eval/p2f_target.sh                               # TARGETS=proportional RATIO=0.5 UPDATES=250
 #   TARGETS=full FUTURE=1 bash eval/p2f_target.sh         # prefix + <unk> </s> -> full target
 # FUTURE=N appends PsFuture's pseudo-future (N <unk>, </s>) to every cut prefix (--prefix-future N).
-# A model that exists under build/p2f_target/model_<target>_f<FUTURE>_r<ratio> is not trained again.
+#   TARGETS=full WEIGHT=0.3 bash eval/p2f_target.sh      # full targets, loss x0.3 past the proportional share
+# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>]_f<FUTURE>_r<ratio> is not trained again.
 # BASE= (empty) leaves the base model out of the sweep; SWEEP=0 only trains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 TARGETS=${TARGETS:-proportional}
 FUTURE=${FUTURE:-0}
+WEIGHT=${WEIGHT:-1}
 RATIO=${RATIO:-0.5}
 UPDATES=${UPDATES:-250}
 LIMIT=${LIMIT:-400}
@@ -25,10 +27,11 @@ BASE=${BASE-checkpoints/offline}
 models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
-  work=build/p2f_target/${t}_f${FUTURE}_r$RATIO model=build/p2f_target/model_${t}_f${FUTURE}_r$RATIO
+  tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
+  work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO
   if [ ! -f "$model/checkpoint.pt" ]; then
     $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
-      --work "$work" --out "$model" --name "p2f-$t-f$FUTURE-r$RATIO-u$UPDATES" \
+      --prefix-past-weight "$WEIGHT" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$UPDATES" \
       -- --max-update "$UPDATES" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
       --log-interval 25
   fi

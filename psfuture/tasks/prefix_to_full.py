@@ -145,8 +145,8 @@ class PrefixToFullConfig(TranslationConfig):
                                           "(proportional: supervise only what the prefix roughly supports)"})
     prefix_past_weight: float = field(
         default=1.0, metadata={"help": "with --prefix-target full: loss weight of a prefix pair's target tokens "
-                                       "past the proportional share (EOS included); 1: plain P2F, 0: the "
-                                       "gradient of proportional. Needs --criterion " + WEIGHTED_LOSS})
+                                       "past the proportional share (EOS included); 1: plain P2F, 0: only "
+                                       "what proportional keeps is supervised. Needs --criterion " + WEIGHTED_LOSS})
     prefix_future: int = field(
         default=0, metadata={"help": "append this many <unk> placeholders and </s> to every cut prefix "
                                      "(PsFuture's pseudo-future pass with placeholder=unk, k=N, future_eos): "
