@@ -39,14 +39,14 @@ model: data
 	  --name psfuture-offline-deen --out checkpoints/offline
 
 # P2F fine-tune of the shipped model, the recipe of checkpoints/p2f (~25 min on 2 cores): today's corpus in the
-# shipped model's vocabulary; prefix pairs carry PsFuture's pseudo-future (--prefix-future 1), 250 updates.
+# shipped model's vocabulary; prefix pairs' targets cut to the prefix's share (--prefix-target proportional), 250 updates.
 data/p2f-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
 	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/p2f-bin --model checkpoints/offline
 
 p2f: $(STAMP) data/p2f-bin/dict.de.txt
 	OMP_NUM_THREADS=2 $(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f \
-	  --out checkpoints/p2f --prefix-future 1 --fp16-storage --name psfuture-p2f-deen -- --max-update 250 \
+	  --out checkpoints/p2f --prefix-target proportional --fp16-storage --name psfuture-p2f-prop-deen -- --max-update 250 \
 	  --save-interval-updates 50 --keep-interval-updates 1 --disable-validation --log-interval 25
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
