@@ -45,7 +45,7 @@ data/p2f-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/sp
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/p2f-bin --model checkpoints/offline
 
 p2f: $(STAMP) data/p2f-bin/dict.de.txt
-	OMP_NUM_THREADS=2 $(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f \
+	OMP_NUM_THREADS=2 $(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f_prop \
 	  --out checkpoints/p2f --prefix-target proportional --fp16-storage --name psfuture-p2f-prop-deen -- --max-update 250 \
 	  --save-interval-updates 50 --keep-interval-updates 1 --disable-validation --log-interval 25
 

@@ -63,7 +63,8 @@ def check_saved(results: Sequence[Result], corpus, model: Model | None = None) -
 def first(results: Sequence[Result], whole: Corpus, part: Corpus) -> list[Result]:
     """Results saved on `whole` (checked as check_saved does), re-scored on `part`, its first sentences: a
     whole-set sweep then pairs with a sweep of the first N. Cost columns are dropped (measured on other
-    sentences); translations and delays do not depend on which other sentences a sweep held."""
+    sentences); in float32, translations and delays do not depend on which other sentences a sweep held (in bfloat16 batching
+    can flip near-ties, so the re-scored curve pairs fine but is not bit-for-bit a --limit sweep)."""
     if part.sources != whole.sources[:len(part)] or part.references != whole.references[:len(part)]:
         raise ConfigError(f"{part.name} is not the start of {whole.name}")
     check_saved(results, whole)

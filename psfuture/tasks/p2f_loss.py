@@ -14,7 +14,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
                                                              LabelSmoothedCrossEntropyCriterionConfig,
                                                              label_smoothed_nll_loss)
 
-NAME = "p2f_label_smoothed_cross_entropy"
+from .prefix_to_full import WEIGHTED_LOSS as NAME
 
 
 @dataclass
@@ -24,6 +24,8 @@ class P2FCriterionConfig(LabelSmoothedCrossEntropyCriterionConfig):
 
 @register_criterion(NAME, dataclass=P2FCriterionConfig)
 class P2FLabelSmoothedCrossEntropy(LabelSmoothedCrossEntropyCriterion):
+    weighs_targets = True  # what PrefixToFullTask.build_criterion asks of a criterion when W < 1
+
     def compute_loss(self, model, net_output, sample, reduce=True):
         weight = sample.get("target_weight")
         if weight is None:

@@ -20,7 +20,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
-from .p2f_loss import NAME as WEIGHTED_LOSS, P2FLabelSmoothedCrossEntropy
+WEIGHTED_LOSS = "p2f_label_smoothed_cross_entropy"  # registered by psfuture.tasks.p2f_loss
 
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
@@ -188,7 +188,7 @@ class PrefixToFullTask(TranslationTask):
 
     def build_criterion(self, cfg, from_checkpoint=False):
         criterion = super().build_criterion(cfg, from_checkpoint)
-        if self.cfg.prefix_past_weight < 1.0 and not isinstance(criterion, P2FLabelSmoothedCrossEntropy):
+        if self.cfg.prefix_past_weight < 1.0 and not getattr(criterion, "weighs_targets", False):
             # Any other criterion would ignore the weights and train plain P2F without a word.
             raise ValueError(f"--prefix-past-weight {self.cfg.prefix_past_weight} needs --criterion "
                              f"{WEIGHTED_LOSS}, which applies it")
