@@ -31,10 +31,11 @@ def main(argv=None) -> None:
     results = [r for d in args.sweep for r in report.read_table(d / "results")]
     try:
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
-        longer = [r for r in results if len(r.predictions) > len(corpus)]
-        if longer:  # a sweep of the whole set, paired with sweeps of its first --limit sentences
-            longer = report.first(longer, sweep.read_corpus(args.src, args.ref), corpus)
-            results = [r for r in results if len(r.predictions) <= len(corpus)] + longer
+        if any(len(r.predictions) > len(corpus) for r in results):
+            # a sweep of the whole set, paired with sweeps of its first --limit sentences, in the order given
+            whole = sweep.read_corpus(args.src, args.ref)
+            results = [report.first([r], whole, corpus)[0] if len(r.predictions) > len(corpus) else r
+                       for r in results]
         report.check_saved(results, corpus)
     except PsFutureError as e:
         sys.exit(f"error: {e}")

@@ -68,9 +68,8 @@ def first(results: Sequence[Result], whole: Corpus, part: Corpus) -> list[Result
     if part.sources != whole.sources[:len(part)] or part.references != whole.references[:len(part)]:
         raise ConfigError(f"{part.name} is not the start of {whole.name}")
     check_saved(results, whole)
-    out = []
+    out, n = [], len(part)
     for r in results:
-        n = len(part)
         predictions, delays = r.predictions[:n], r.delays[:n]
         score, signature = bleu(predictions, part.references)
         out.append(dataclasses.replace(

@@ -99,19 +99,17 @@ class PrefixDataset(BaseWrapperDataset):
         elif self.keep_eos:
             prefix = torch.cat([prefix, prefix.new_tensor([self.eos])])
         cut_item = {**item, "source": prefix}
-        if self.target == "proportional":
-            # No EOS on a cut target: the source is not finished (even when every word is in, without its EOS),
-            # so the model must not learn to end the translation. fairseq's collater builds prev_output_tokens
-            # from the target itself, so a target without EOS is still well formed.
+        if self.target == "proportional" or self.past_weight < 1.0:
             tgt = item["target"]
             tgt_body = tgt[:-1] if len(tgt) and tgt[-1] == self.eos else tgt
-            if len(tgt_body):
-                cut_item["target"] = tgt_body[:proportional_len(cut, len(body), len(tgt_body))]
-        elif self.past_weight < 1.0:
-            tgt = item["target"]
-            n = len(tgt) - int(len(tgt) > 0 and tgt[-1] == self.eos)
-            # Past this many tokens (EOS included) the target says more than the prefix supports.
-            cut_item["supported"] = proportional_len(cut, len(body), n) if n else 0
+            supported = proportional_len(cut, len(body), len(tgt_body)) if len(tgt_body) else 0
+            if self.target != "proportional":
+                cut_item["supported"] = supported  # past it (EOS included) the target says more than the prefix
+            elif len(tgt_body):
+                # No EOS on a cut target: the source is not finished (even when every word is in, without its EOS),
+                # so the model must not learn to end the translation. fairseq's collater builds prev_output_tokens
+                # from the target itself, so a target without EOS is still well formed.
+                cut_item["target"] = tgt_body[:supported]
         return cut_item
 
     def collater(self, samples):
