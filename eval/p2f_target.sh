@@ -7,7 +7,11 @@
 #   TARGETS=full FUTURE=1 bash eval/p2f_target.sh         # prefix + <unk> </s> -> full target
 # FUTURE=N appends PsFuture's pseudo-future (N <unk>, </s>) to every cut prefix (--prefix-future N).
 #   TARGETS=full WEIGHT=0.3 bash eval/p2f_target.sh      # full targets, loss x0.3 past the proportional share
-# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>]_f<FUTURE>_r<ratio> is not trained again.
+# WEIGHT applies to every entry of TARGETS, so a WEIGHT below 1 goes with TARGETS=full alone.
+#   UPDATES="250 500 750" bash eval/p2f_target.sh       # one schedule, a model exported at each length
+# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>]_f<FUTURE>_r<ratio>[_u<UPDATES>] (no _u for
+# 250) is not trained again. A longer UPDATES resumes the shorter run's checkpoint: the inverse-sqrt schedule does not
+# depend on --max-update, so 250 then 500 is the 500-update run.
 # BASE= (empty) leaves the base model out of the sweep; SWEEP=0 only trains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,14 +32,17 @@ models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
   tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
-  work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO
-  if [ ! -f "$model/checkpoint.pt" ]; then
-    $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
-      --prefix-past-weight "$WEIGHT" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$UPDATES" \
-      -- --max-update "$UPDATES" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
-      --log-interval 25
-  fi
-  models+=(--model "$model")
+  work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO
+  for u in $UPDATES; do
+    model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO; [ "$u" = 250 ] || model=${model}_u$u
+    if [ ! -f "$model/checkpoint.pt" ]; then
+      $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
+        --prefix-past-weight "$WEIGHT" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$u" \
+        -- --max-update "$u" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
+        --log-interval 25
+    fi
+    models+=(--model "$model")
+  done
 done
 [ "${SWEEP:-1}" = 0 ] && exit 0
 $PY eval/sweep.py "${models[@]}" --src data/corpus/valid.de --ref data/corpus/valid.en --limit "$LIMIT" \

@@ -99,6 +99,11 @@ def export_p2f(work: Path, data: Path, out: Path, *, average: int = 1, fp16: boo
                       extra_meta={"p2f": p2f, **(extra_meta or {})})
 
 
+def _updates_done(work: Path) -> int:
+    last = work / "checkpoint_last.pt"
+    return _load(last)["optimizer_history"][-1]["num_updates"] if last.is_file() else 0
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -152,7 +157,12 @@ def main(argv=None) -> None:
         cmd += ["--restore-file", str(ckpt.resolve()), "--reset-optimizer", "--reset-dataloader", "--reset-meters",
                 "--reset-lr-scheduler"]
     cmd += extra
-    if not args.export_only:
+    done = _updates_done(args.work)
+    target = int(cmd[len(cmd) - 1 - cmd[::-1].index("--max-update") + 1])  # the last --max-update is fairseq's
+    if done > target:
+        sys.exit(f"error: {args.work} holds a run at {done} updates, past --max-update {target}; exporting it would "
+                 "mislabel it. Use another --work to train the shorter schedule.")
+    if not args.export_only and done < target:  # at target, fairseq would run one more update on relaunch
         print("training:", " ".join(cmd), f"\nlog: {args.work / 'train.log'}", flush=True)
         subprocess.run(cmd, check=True)
     meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt)}}

@@ -167,6 +167,9 @@ class PrefixToFullTask(TranslationTask):
         if cfg.prefix_past_weight < 1.0 and cfg.prefix_target != "full":
             raise ValueError("--prefix-past-weight weighs a full target's unsupported rest; with --prefix-target "
                              f"{cfg.prefix_target} there is none. Use --prefix-target full.")
+        if cfg.prefix_past_weight < 1.0 and cfg.left_pad_target:
+            # The weights count target positions from the left; a left-padded batch would weigh the wrong tokens.
+            raise ValueError("--prefix-past-weight needs right-padded targets; drop --left-pad-target")
         if cfg.prefix_seed < 0:
             raise ValueError(f"the P2F seed (--seed) must be >= 0, got {cfg.prefix_seed}")
         self.word_start = None

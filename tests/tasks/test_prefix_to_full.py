@@ -173,6 +173,8 @@ def test_past_weight_settings_that_would_be_silently_ignored_are_refused(tiny_da
         make_task(tiny_data_bin, "--prefix-past-weight", "1.5")
     with pytest.raises(ValueError, match="--prefix-target full"):
         make_task(tiny_data_bin, "--prefix-past-weight", "0.5", "--prefix-target", "proportional")
+    with pytest.raises(ValueError, match="right-padded"):
+        make_task(tiny_data_bin, "--prefix-past-weight", "0.5", "--left-pad-target")
     cfg = make_cfg(tiny_data_bin, "--prefix-past-weight", "0.5", "--criterion", "label_smoothed_cross_entropy")
     with pytest.raises(ValueError, match="--criterion p2f_label_smoothed_cross_entropy"):
         tasks.setup_task(cfg.task).build_criterion(cfg.criterion)
@@ -297,6 +299,16 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
             "assert 'psfuture.tasks' not in sys.modules; print(type(t).__name__)")
     r = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stdout.split()[-1] == "TranslationTask", r.stderr[-3000:]
+    # Relaunched at the length it already has, it exports without a 4th update; asked for less, it refuses.
+    base_cmd = [sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir), "--data",
+                str(tiny_data_bin), "--work", str(tmp_path / "work"), "--preset", "tiny", "--prefix-ratio", "0.7",
+                "--prefix-target", "proportional"]
+    rc, out_log = run([*base_cmd, "--out", str(tmp_path / "again")])
+    assert rc == 0 and "training:" not in out_log, out_log[-3000:]
+    assert json.loads((tmp_path / "again" / "model.json").read_text())["num_updates"] == 3
+    assert (tmp_path / "work" / "train.log").read_text() == log
+    rc, out_log = run([*base_cmd, "--out", str(tmp_path / "short"), "--", "--max-update", "2"])
+    assert rc != 0 and "past --max-update 2" in out_log and not (tmp_path / "short").exists()
 
 
 def test_train_p2f_past_weight_trains_with_the_weighted_loss_and_exports_plain(tiny_model_dir, tiny_data_bin,
