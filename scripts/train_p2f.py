@@ -29,9 +29,9 @@ from psfuture.tasks.p2f_loss import NAME as WEIGHTED_LOSS  # noqa: E402
 PACKAGE = Path(psfuture.__file__).resolve().parent  # an absolute --user-dir works from any working directory
 
 PRESETS = {
-    # Fine-tuning: a lower lr and a short warmup. cpu: the shipped P2F model's schedule (checkpoints/p2f),
-    # about 3.7 s/update for the shipped 26M model on 2 cores, ~1 h; inverse-sqrt decay does not depend on
-    # --max-update, so `-- --max-update 2000` simply continues the same schedule.
+    # Fine-tuning: a lower lr and a short warmup. cpu: 1,000 updates unless `-- --max-update N` says otherwise
+    # (`make p2f` says 250), 4-7 s/update for the shipped 26M model on 2 cores; inverse-sqrt decay does not depend
+    # on --max-update, so a longer --max-update on the same --work simply continues the same schedule.
     "cpu": ["--lr", "0.0003", "--warmup-updates", "200", "--max-tokens", "4096", "--max-update", "1000",
             "--save-interval-updates", "250", "--keep-interval-updates", "4", "--log-interval", "50",
             "--cpu", "--num-workers", "1"],
