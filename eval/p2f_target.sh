@@ -33,7 +33,7 @@ models=()
 for t in $TARGETS; do
   tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
   work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO
-  for u in $UPDATES; do
+  for u in $(printf '%s\n' $UPDATES | sort -n -u); do  # shortest first: each resumes the one before
     model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO; [ "$u" = 250 ] || model=${model}_u$u
     if [ ! -f "$model/checkpoint.pt" ]; then
       $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \

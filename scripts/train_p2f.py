@@ -6,7 +6,8 @@
 Restores the model's weights (optimizer, data loader, meters and lr schedule reset) and trains with
 `--task prefix_to_full` from `--user-dir psfuture`, rebuilding the architecture from the checkpoint itself.
 Checkpoints and build/p2f/train.log are written as training goes, so it can run in the background
-(nohup ... &); started again with the same --work it resumes from <work>/checkpoint_last.pt. The exported
+(nohup ... &); started again with the same --work it resumes from <work>/checkpoint_last.pt (already at
+--max-update it only exports; past it, it refuses unless --export-only). The exported
 model is a plain `translation` checkpoint: inference needs no plugin. Anything after `--` goes to
 fairseq-train verbatim (e.g. `-- --max-update 500`, or the distributed options in README.md).
 """
@@ -158,16 +159,19 @@ def main(argv=None) -> None:
                 "--reset-lr-scheduler"]
     cmd += extra
     done = _updates_done(args.work)
-    target = int(cmd[len(cmd) - 1 - cmd[::-1].index("--max-update") + 1])  # the last --max-update is fairseq's
-    if done > target:
+    last = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    last.add_argument("--max-update", type=int, default=0)
+    target = last.parse_known_args(cmd)[0].max_update  # the last one given is fairseq's; 0: no limit
+    if target and done > target and not args.export_only:
         sys.exit(f"error: {args.work} holds a run at {done} updates, past --max-update {target}; exporting it would "
-                 "mislabel it. Use another --work to train the shorter schedule.")
-    if not args.export_only and done < target:  # at target, fairseq would run one more update on relaunch
+                 "mislabel it. Use another --work to train the shorter schedule, or --export-only.")
+    trained = not args.export_only and (done < target or not target)  # at target fairseq would run one more
+    if trained:
         print("training:", " ".join(cmd), f"\nlog: {args.work / 'train.log'}", flush=True)
         subprocess.run(cmd, check=True)
     meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt)}}
-    if not args.export_only:
-        meta.update(preset=args.preset, train_command=cmd[1:])
+    if trained:  # the launch that ran; a resumed one continued the run from `resumed_from_updates`
+        meta.update(preset=args.preset, train_command=cmd[1:], **({"resumed_from_updates": done} if done else {}))
     if args.out:
         print(export_p2f(args.work, args.data, args.out, average=args.average, fp16=args.fp16_storage,
                          name=args.name, extra_meta=meta))

@@ -305,10 +305,15 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
                 "--prefix-target", "proportional"]
     rc, out_log = run([*base_cmd, "--out", str(tmp_path / "again")])
     assert rc == 0 and "training:" not in out_log, out_log[-3000:]
-    assert json.loads((tmp_path / "again" / "model.json").read_text())["num_updates"] == 3
+    again = json.loads((tmp_path / "again" / "model.json").read_text())
+    assert again["num_updates"] == 3 and "train_command" not in again  # no launch ran to record
     assert (tmp_path / "work" / "train.log").read_text() == log
-    rc, out_log = run([*base_cmd, "--out", str(tmp_path / "short"), "--", "--max-update", "2"])
+    rc, out_log = run([*base_cmd, "--out", str(tmp_path / "short"), "--", "--max-update=2"])
     assert rc != 0 and "past --max-update 2" in out_log and not (tmp_path / "short").exists()
+    rc, out_log = run([*base_cmd, "--out", str(tmp_path / "longer"), "--", "--max-update", "4"])
+    assert rc == 0, out_log[-3000:]
+    longer = json.loads((tmp_path / "longer" / "model.json").read_text())
+    assert longer["num_updates"] == 4 and longer["resumed_from_updates"] == 3
 
 
 def test_train_p2f_past_weight_trains_with_the_weighted_loss_and_exports_plain(tiny_model_dir, tiny_data_bin,
