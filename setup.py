@@ -28,7 +28,9 @@ setup(
         "hf": ["transformers==5.23.0"],
         # The side-by-side anchor (eval/bench_ct2.py, psfuture.ct2_model); CPU wheel, no torch.
         "ct2": ["ctranslate2==4.8.5"],
-        "test": ["pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0", "ctranslate2==4.8.5"],
+        # Word alignments for P2F's aligned prefix targets (scripts/align_p2f.py).
+        "align": ["eflomal==2.0.0"],
+        "test": ["eflomal==2.0.0", "pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0", "ctranslate2==4.8.5"],
     },
     entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
 )

@@ -7,9 +7,12 @@
 #   TARGETS=full FUTURE=1 bash eval/p2f_target.sh         # prefix + <unk> </s> -> full target
 # FUTURE=N appends PsFuture's pseudo-future (N <unk>, </s>) to every cut prefix (--prefix-future N).
 #   TARGETS=full WEIGHT=0.3 bash eval/p2f_target.sh      # full targets, loss x0.3 past the proportional share
+#   TARGETS=aligned bash eval/p2f_target.sh              # cut to the last token word-aligned inside the prefix
+# (aligned word-aligns $DATA's train split first, once: scripts/align_p2f.py, eflomal, about a minute.)
+#   MINSHARE=0.5 bash eval/p2f_target.sh                 # long prefixes only: at least half the source
 # WEIGHT applies to every entry of TARGETS, so a WEIGHT below 1 goes with TARGETS=full alone.
 #   UPDATES="250 500 750" bash eval/p2f_target.sh       # one schedule, a model exported at each length
-# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>]_f<FUTURE>_r<ratio>[_u<UPDATES>] (no _u for
+# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>][_m<MINSHARE>]_f<FUTURE>_r<ratio>[_u<UPDATES>] (no _u for
 # 250) is not trained again. A longer UPDATES resumes the shorter run's checkpoint: the inverse-sqrt schedule does not
 # depend on --max-update, so 250 then 500 is the 500-update run.
 # BASE= (empty) leaves the base model out of the sweep; SWEEP=0 only trains.
@@ -19,6 +22,7 @@ PY=${PY:-.venv/bin/python}
 TARGETS=${TARGETS:-proportional}
 FUTURE=${FUTURE:-0}
 WEIGHT=${WEIGHT:-1}
+MINSHARE=${MINSHARE:-0}
 RATIO=${RATIO:-0.5}
 UPDATES=${UPDATES:-250}
 LIMIT=${LIMIT:-400}
@@ -31,13 +35,14 @@ BASE=${BASE-checkpoints/offline}
 models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
-  tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
+  [ "$t" = aligned ] && [ ! -f "$DATA/train.align.npz" ] && $PY scripts/align_p2f.py --data "$DATA"
+  tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT; [ "$MINSHARE" = 0 ] || tag=${tag}_m$MINSHARE
   work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO
   for u in $(printf '%s\n' $UPDATES | sort -n -u); do  # shortest first: each resumes the one before
     model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO; [ "$u" = 250 ] || model=${model}_u$u
     if [ ! -f "$model/checkpoint.pt" ]; then
       $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
-        --prefix-past-weight "$WEIGHT" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$u" \
+        --prefix-past-weight "$WEIGHT" --prefix-min-share "$MINSHARE" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$u" \
         -- --max-update "$u" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
         --log-interval 25
     fi

@@ -26,6 +26,7 @@ from train import COMMON  # noqa: E402
 
 import psfuture  # noqa: E402  (allow-lists argparse.Namespace for torch.load)
 from psfuture.tasks.p2f_loss import NAME as WEIGHTED_LOSS  # noqa: E402
+from psfuture.tasks.alignment import table_path  # noqa: E402
 
 PACKAGE = Path(psfuture.__file__).resolve().parent  # an absolute --user-dir works from any working directory
 
@@ -118,10 +119,13 @@ def main(argv=None) -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--prefix-ratio", type=float, default=0.5, help="share of prefix->full pairs")
     ap.add_argument("--prefix-unit", choices=("word", "token"), default="word")
+    ap.add_argument("--prefix-min-share", type=float, default=0.0,
+                    help="draw only prefixes with at least this share of the source (0: any)")
     ap.add_argument("--prefix-eos", choices=("keep", "drop"), default="drop",
                     help="prefix source ends with </s>? (drop matches PsFuture's default prefix_eos=False)")
-    ap.add_argument("--prefix-target", choices=("full", "proportional"), default="full",
-                    help="prefix pairs keep the full target, or the same share of it as of the source")
+    ap.add_argument("--prefix-target", choices=("full", "proportional", "aligned"), default="full",
+                    help="prefix pairs keep the full target, the same share of it as of the source, or the target up "
+                         "to its last token word-aligned inside the prefix (aligned: scripts/align_p2f.py first)")
     ap.add_argument("--prefix-past-weight", type=float, default=1.0,
                     help="full targets: loss weight past the proportional share of a prefix pair (1: plain P2F)")
     ap.add_argument("--prefix-future", type=int, default=0,
@@ -144,12 +148,16 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.data} was binarized with another dictionary than {args.model}; "
                  "fine-tune on the data the model was trained on")
 
+    if args.prefix_target == "aligned" and not table_path(args.data).is_file():
+        sys.exit(f"error: --prefix-target aligned needs {table_path(args.data)}; make it with "
+                 f"python scripts/align_p2f.py --data {args.data}")
+
     args.work.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "fairseq_cli.train", str(args.data), "--user-dir", str(PACKAGE),
            "--task", "prefix_to_full", "--prefix-ratio", str(args.prefix_ratio),
            "--prefix-unit", args.prefix_unit, "--prefix-eos", args.prefix_eos,
            "--prefix-target", args.prefix_target, "--prefix-future", str(args.prefix_future),
-           "--prefix-past-weight", str(args.prefix_past_weight),
+           "--prefix-past-weight", str(args.prefix_past_weight), "--prefix-min-share", str(args.prefix_min_share),
            "--save-dir", str(args.work), "--log-file", str(args.work / "train.log"),
            *COMMON, *arch_flags(_load(ckpt)["cfg"]["model"]), *PRESETS[args.preset]]
     if args.prefix_past_weight < 1.0:

@@ -3,8 +3,9 @@
     fairseq-train data/bin --user-dir psfuture --task prefix_to_full --prefix-ratio 0.5 ...
 
 A share of the training pairs get their source cut to a random prefix while the target stays the full
-translation (or, with --prefix-target proportional, is cut to the same share; or, with --prefix-past-weight W,
-stays full with the loss past that share scaled by W), so an offline model learns what to say from partial
+translation (or, with --prefix-target proportional, is cut to the same share; with --prefix-target aligned, to
+its last token word-aligned inside the prefix (psfuture.tasks.alignment); or, with --prefix-past-weight W, stays
+full with the loss past the proportional share scaled by W), so an offline model learns what to say from partial
 input, as the simultaneous engine will feed it. With --prefix-future N a cut
 prefix is followed by N <unk> and </s>, the pseudo-future PsFuture's second pass sends, so that pass is
 in distribution. The mix, the prefix unit, EOS on the prefix and the targets are psfuture's choices, not the PsFuture paper's. Valid and
@@ -20,12 +21,15 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import II
 
+from psfuture.tasks.alignment import AlignmentTable, aligned_len, table_path
+
 WEIGHTED_LOSS = "p2f_label_smoothed_cross_entropy"  # registered by psfuture.tasks.p2f_loss
 
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
 PREFIX_EOS = ChoiceEnum(["keep", "drop"])
-PREFIX_TARGET = ChoiceEnum(["full", "proportional"])
+PREFIX_TARGET = ChoiceEnum(["full", "proportional", "aligned"])
+CUT_TARGETS = ("proportional", "aligned")
 
 
 def word_start_mask(symbols: list[str]) -> np.ndarray:
@@ -43,11 +47,14 @@ def cut_points(tokens: np.ndarray, word_start: np.ndarray | None) -> np.ndarray:
 
 
 def sample_prefix_len(rng: np.random.Generator, tokens: np.ndarray, word_start: np.ndarray | None,
-                      ratio: float) -> int | None:
-    """Length to cut `tokens` to, uniform over `cut_points`, with probability `ratio`; None keeps it full."""
+                      ratio: float, min_share: float = 0.0) -> int | None:
+    """Length to cut `tokens` to, uniform over the `cut_points` holding at least `min_share` of its tokens (the
+    full sentence always qualifies), with probability `ratio`; None keeps it full."""
     if len(tokens) == 0 or rng.random() >= ratio:
         return None
     cuts = cut_points(tokens, word_start)
+    if min_share > 0:
+        cuts = cuts[cuts >= min_share * len(tokens)]
     return int(cuts[rng.integers(len(cuts))])
 
 
@@ -63,12 +70,17 @@ class PrefixDataset(BaseWrapperDataset):
     it is the same in every distributed rank, data-loader worker and rerun."""
 
     def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
-                 target: str = "full", future: tuple[int, ...] = (), past_weight: float = 1.0):
+                 target: str = "full", future: tuple[int, ...] = (), past_weight: float = 1.0, alignment=None,
+                 min_share: float = 0.0):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
         self.future = tuple(future)  # pseudo-future ids after a cut prefix (then EOS), as PsFuture's q pass sends
         self.target = target  # a plain str: a fairseq ChoiceEnum member does not pickle into loader workers
         self.past_weight = past_weight  # loss weight of a full target's tokens past the proportional share
+        self.alignment = alignment  # an AlignmentTable of this split, for target="aligned"
+        self.min_share = min_share  # shortest prefix drawn, as a share of the source's tokens
+        if target == "aligned" and alignment is None:
+            raise ValueError("--prefix-target aligned needs the split's alignment table")
         self.epoch = 1
 
     @property
@@ -82,7 +94,7 @@ class PrefixDataset(BaseWrapperDataset):
 
     def prefix_len(self, index: int, tokens: torch.Tensor) -> int | None:
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))
-        return sample_prefix_len(rng, tokens.numpy(), self.word_start, self.ratio)
+        return sample_prefix_len(rng, tokens.numpy(), self.word_start, self.ratio, self.min_share)
 
     def __getitem__(self, index):
         item = self.dataset[index]
@@ -99,11 +111,18 @@ class PrefixDataset(BaseWrapperDataset):
         elif self.keep_eos:
             prefix = torch.cat([prefix, prefix.new_tensor([self.eos])])
         cut_item = {**item, "source": prefix}
-        if self.target == "proportional" or self.past_weight < 1.0:
+        if self.target in CUT_TARGETS or self.past_weight < 1.0:
             tgt = item["target"]
             tgt_body = tgt[:-1] if len(tgt) and tgt[-1] == self.eos else tgt
-            supported = proportional_len(cut, len(body), len(tgt_body)) if len(tgt_body) else 0
-            if self.target != "proportional":
+            if self.target == "aligned":
+                ends = self.alignment[index]
+                if len(ends) != len(tgt_body):
+                    raise ValueError(f"{self.alignment.path}: example {index} has {len(ends)} aligned target tokens, "
+                                     f"the data {len(tgt_body)}; rerun scripts/align_p2f.py on this data")
+                supported = aligned_len(ends, cut)
+            else:
+                supported = proportional_len(cut, len(body), len(tgt_body)) if len(tgt_body) else 0
+            if self.target not in CUT_TARGETS:
                 cut_item["supported"] = supported  # past it (EOS included) the target says more than the prefix
             elif len(tgt_body):
                 # No EOS on a cut target: the source is not finished (even when every word is in, without its EOS),
@@ -129,6 +148,9 @@ class PrefixToFullConfig(TranslationConfig):
     prefix_ratio: float = field(
         default=0.5, metadata={"help": "share of training pairs whose source is cut to a random prefix; "
                                        "the rest stay full pairs"})
+    prefix_min_share: float = field(
+        default=0.0, metadata={"help": "draw only prefixes holding at least this share of the source's tokens "
+                                       "(long prefixes only: less of the target is unsupported); 0: any prefix"})
     prefix_unit: PREFIX_UNITS = field(
         default="word", metadata={"help": "prefix length uniform over whole source words (prefixes end where "
                                           "streamed input can end) or over source tokens"})
@@ -140,7 +162,9 @@ class PrefixToFullConfig(TranslationConfig):
         default="full", metadata={"help": "target of a prefix pair: the full translation (full; the P2F of the "
                                           "paper as we read it, it teaches guessing the unread rest) or the "
                                           "same share of it as the prefix is of the source, with no EOS "
-                                          "(proportional: supervise only what the prefix roughly supports)"})
+                                          "(proportional: supervise only what the prefix roughly supports), or "
+                                          "up to its last token word-aligned inside the prefix, no EOS (aligned: "
+                                          "needs <data>/train.align.npz from scripts/align_p2f.py)"})
     prefix_past_weight: float = field(
         default=1.0, metadata={"help": "with --prefix-target full: loss weight of a prefix pair's target tokens "
                                        "past the proportional share (EOS included); 1: plain P2F, 0: only "
@@ -160,6 +184,8 @@ class PrefixToFullTask(TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         if not 0.0 <= cfg.prefix_ratio <= 1.0:
             raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
+        if not 0.0 <= cfg.prefix_min_share <= 1.0:
+            raise ValueError(f"--prefix-min-share must be in [0, 1], got {cfg.prefix_min_share}")
         if cfg.prefix_future < 0:
             raise ValueError(f"--prefix-future must be >= 0, got {cfg.prefix_future}")
         if not 0.0 <= cfg.prefix_past_weight <= 1.0:
@@ -182,10 +208,16 @@ class PrefixToFullTask(TranslationTask):
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
         if split == self.cfg.train_subset:
+            alignment = None
+            if self.cfg.prefix_target == "aligned":
+                ds = self.datasets[split]
+                alignment = AlignmentTable(table_path(self.cfg.data.split(":")[0], split))
+                alignment.check(ds.src_sizes, ds.tgt_sizes)
             self.datasets[split] = PrefixDataset(
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
                 self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target),
-                (self.src_dict.unk(),) * self.cfg.prefix_future, self.cfg.prefix_past_weight)
+                (self.src_dict.unk(),) * self.cfg.prefix_future, self.cfg.prefix_past_weight, alignment,
+                self.cfg.prefix_min_share)
 
     def build_criterion(self, cfg, from_checkpoint=False):
         criterion = super().build_criterion(cfg, from_checkpoint)

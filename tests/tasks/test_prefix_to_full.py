@@ -68,6 +68,11 @@ def test_prefix_lengths_for_a_fixed_seed():
     draw = [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 0.5) for i in range(8)]
     assert draw == [None] * 6 + [8, 1]
     assert sample_prefix_len(np.random.default_rng(0), TOKENS, ws, 0.0) is None
+    # Long prefixes only: cuts below the share are never drawn; a share of 0 draws as before.
+    draw = [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 1.0, 0.5) for i in range(16)]
+    assert set(draw) == {4, 6, 8}
+    assert [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 1.0, 0.0) for i in range(8)] == \
+        [8, 1, 8, 1, 1, 1, 8, 1]
 
 
 def test_registered_once_even_if_the_module_runs_again():
@@ -182,6 +187,14 @@ def test_past_weight_settings_that_would_be_silently_ignored_are_refused(tiny_da
     tasks.setup_task(cfg.task).build_criterion(cfg.criterion)
 
 
+def test_min_share_draws_long_prefixes_only(tiny_data_bin):
+    t = make_task(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-min-share", "0.6")
+    t.load_dataset("train")
+    ds = t.dataset("train")
+    shares = [len(ds[i]["source"]) / (len(full_item(ds, i)["source"]) - 1) for i in range(len(ds))]
+    assert min(shares) >= 0.6 and sum(s < 1 for s in shares) > len(ds) // 4
+
+
 def test_full_target_is_the_default(task):
     ds = task.dataset("train")
     assert ds.target == "full"
@@ -229,6 +242,8 @@ def test_loader_workers_see_each_new_epoch(task):
 def test_bad_settings_say_what_to_change(tiny_data_bin, tmp_path):
     with pytest.raises(ValueError, match="--prefix-ratio"):
         make_task(tiny_data_bin, "--prefix-ratio", "1.5")
+    with pytest.raises(ValueError, match="--prefix-min-share"):
+        make_task(tiny_data_bin, "--prefix-min-share", "-0.1")
     for lang in ("de", "en"):  # a word-level dictionary: no SentencePiece word marks
         (tmp_path / f"dict.{lang}.txt").write_text("Gott 5\nErde 3\n")
     with pytest.raises(ValueError, match="--prefix-unit token"):
