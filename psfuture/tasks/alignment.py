@@ -7,7 +7,7 @@ itself, so example i of the table is example i of fairseq's dataset whatever fil
 SentencePiece words (a piece opening with U+2581 starts one), lowercased. For every target token the table holds
 `src_end`: how many source tokens must be read before every source word it is aligned to is complete (0: aligned to
 nothing). A prefix of `cut` source tokens then supports the target up to its last token aligned inside the prefix
-(Arivazhagan et al. 2020's aligned prefixes, as we read them): unaligned tokens and tokens aligned later that sit
+(aligned prefix pairs in the spirit of CBSiMT 2023, arXiv 2311.03672, from its abstract only): unaligned tokens and tokens aligned later that sit
 before it are kept, since a target prefix is contiguous. Which symmetrisation, lowercasing and the one-token floor
 are psfuture's choices.
 """
