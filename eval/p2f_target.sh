@@ -10,9 +10,10 @@
 #   TARGETS=aligned bash eval/p2f_target.sh              # cut to the last token word-aligned inside the prefix
 # (aligned word-aligns $DATA's train split first, once: scripts/align_p2f.py, eflomal, about a minute.)
 #   MINSHARE=0.5 bash eval/p2f_target.sh                 # long prefixes only: at least half the source
+#   CURRICULUM=250 bash eval/p2f_target.sh               # the shortest prefix falls from whole to MINSHARE over 250 updates
 # WEIGHT applies to every entry of TARGETS, so a WEIGHT below 1 goes with TARGETS=full alone.
 #   UPDATES="250 500 750" bash eval/p2f_target.sh       # one schedule, a model exported at each length
-# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>][_m<MINSHARE>]_f<FUTURE>_r<ratio>[_u<UPDATES>] (no _u for
+# A model that exists under build/p2f_target/model_<target>[_w<WEIGHT>][_m<MINSHARE>][_c<CURRICULUM>]_f<FUTURE>_r<ratio>[_u<UPDATES>] (no _u for
 # 250) is not trained again. A longer UPDATES resumes the shorter run's checkpoint: the inverse-sqrt schedule does not
 # depend on --max-update, so 250 then 500 is the 500-update run.
 # BASE= (empty) leaves the base model out of the sweep; SWEEP=0 only trains.
@@ -23,6 +24,7 @@ TARGETS=${TARGETS:-proportional}
 FUTURE=${FUTURE:-0}
 WEIGHT=${WEIGHT:-1}
 MINSHARE=${MINSHARE:-0}
+CURRICULUM=${CURRICULUM:-0}
 RATIO=${RATIO:-0.5}
 UPDATES=${UPDATES:-250}
 LIMIT=${LIMIT:-400}
@@ -37,12 +39,14 @@ models=()
 for t in $TARGETS; do
   [ "$t" = aligned ] && [ ! -f "$DATA/train.align.npz" ] && $PY scripts/align_p2f.py --data "$DATA"
   tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT; [ "$MINSHARE" = 0 ] || tag=${tag}_m$MINSHARE
+  [ "$CURRICULUM" = 0 ] || tag=${tag}_c$CURRICULUM
   work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO
   for u in $(printf '%s\n' $UPDATES | sort -n -u); do  # shortest first: each resumes the one before
     model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO; [ "$u" = 250 ] || model=${model}_u$u
     if [ ! -f "$model/checkpoint.pt" ]; then
       $PY scripts/train_p2f.py --data "$DATA" --prefix-ratio "$RATIO" --prefix-target "$t" --prefix-future "$FUTURE" \
-        --prefix-past-weight "$WEIGHT" --prefix-min-share "$MINSHARE" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$u" \
+        --prefix-past-weight "$WEIGHT" --prefix-min-share "$MINSHARE" \
+        --prefix-curriculum "$CURRICULUM" --work "$work" --out "$model" --name "p2f-$tag-f$FUTURE-r$RATIO-u$u" \
         -- --max-update "$u" --save-interval-updates 50 --keep-interval-updates 1 --disable-validation \
         --log-interval 25
     fi

@@ -121,6 +121,8 @@ def main(argv=None) -> None:
     ap.add_argument("--prefix-unit", choices=("word", "token"), default="word")
     ap.add_argument("--prefix-min-share", type=float, default=0.0,
                     help="draw only prefixes with at least this share of the source (0: any)")
+    ap.add_argument("--prefix-curriculum", type=int, default=0,
+                    help="updates over which the shortest prefix falls from the whole source to --prefix-min-share")
     ap.add_argument("--prefix-eos", choices=("keep", "drop"), default="drop",
                     help="prefix source ends with </s>? (drop matches PsFuture's default prefix_eos=False)")
     ap.add_argument("--prefix-target", choices=("full", "proportional", "aligned"), default="full",
@@ -158,6 +160,7 @@ def main(argv=None) -> None:
            "--prefix-unit", args.prefix_unit, "--prefix-eos", args.prefix_eos,
            "--prefix-target", args.prefix_target, "--prefix-future", str(args.prefix_future),
            "--prefix-past-weight", str(args.prefix_past_weight), "--prefix-min-share", str(args.prefix_min_share),
+           "--prefix-curriculum", str(args.prefix_curriculum),
            "--save-dir", str(args.work), "--log-file", str(args.work / "train.log"),
            *COMMON, *arch_flags(_load(ckpt)["cfg"]["model"]), *PRESETS[args.preset]]
     if args.prefix_past_weight < 1.0:

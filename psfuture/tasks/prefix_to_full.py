@@ -71,7 +71,7 @@ class PrefixDataset(BaseWrapperDataset):
 
     def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
                  target: str = "full", future: tuple[int, ...] = (), past_weight: float = 1.0, alignment=None,
-                 min_share: float = 0.0):
+                 min_share: float = 0.0, curriculum: int = 0):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
         self.future = tuple(future)  # pseudo-future ids after a cut prefix (then EOS), as PsFuture's q pass sends
@@ -79,6 +79,8 @@ class PrefixDataset(BaseWrapperDataset):
         self.past_weight = past_weight  # loss weight of a full target's tokens past the proportional share
         self.alignment = alignment  # an AlignmentTable of this split, for target="aligned"
         self.min_share = min_share  # shortest prefix drawn, as a share of the source's tokens
+        self.curriculum = curriculum  # updates over which that floor falls from the whole source to min_share
+        self.update = 0  # the update the next batches train; the task's train_step keeps it current
         if target == "aligned" and alignment is None:
             raise ValueError("--prefix-target aligned needs the split's alignment table")
         self.epoch = 1
@@ -94,7 +96,14 @@ class PrefixDataset(BaseWrapperDataset):
 
     def prefix_len(self, index: int, tokens: torch.Tensor) -> int | None:
         rng = np.random.default_rng((self.seed, self.epoch, int(index)))
-        return sample_prefix_len(rng, tokens.numpy(), self.word_start, self.ratio, self.min_share)
+        return sample_prefix_len(rng, tokens.numpy(), self.word_start, self.ratio, self.floor())
+
+    def floor(self) -> float:
+        """Shortest prefix drawn now, as a share of the source: with a curriculum, from the whole sentence at
+        update 0 down to min_share at update `curriculum` (long prefixes first, Glancing Future 2023's order)."""
+        if not self.curriculum:
+            return self.min_share
+        return 1.0 - (1.0 - self.min_share) * min(1.0, self.update / self.curriculum)
 
     def __getitem__(self, index):
         item = self.dataset[index]
@@ -151,6 +160,10 @@ class PrefixToFullConfig(TranslationConfig):
     prefix_min_share: float = field(
         default=0.0, metadata={"help": "draw only prefixes holding at least this share of the source's tokens "
                                        "(long prefixes only: less of the target is unsupported); 0: any prefix"})
+    prefix_curriculum: int = field(
+        default=0, metadata={"help": "over this many updates the shortest prefix drawn falls linearly from the "
+                                     "whole source to --prefix-min-share (long prefixes first); loads data in "
+                                     "the training process so the schedule follows the update count; 0: none"})
     prefix_unit: PREFIX_UNITS = field(
         default="word", metadata={"help": "prefix length uniform over whole source words (prefixes end where "
                                           "streamed input can end) or over source tokens"})
@@ -186,6 +199,8 @@ class PrefixToFullTask(TranslationTask):
             raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
         if not 0.0 <= cfg.prefix_min_share <= 1.0:
             raise ValueError(f"--prefix-min-share must be in [0, 1], got {cfg.prefix_min_share}")
+        if cfg.prefix_curriculum < 0:
+            raise ValueError(f"--prefix-curriculum must be >= 0 updates, got {cfg.prefix_curriculum}")
         if cfg.prefix_future < 0:
             raise ValueError(f"--prefix-future must be >= 0, got {cfg.prefix_future}")
         if not 0.0 <= cfg.prefix_past_weight <= 1.0:
@@ -217,7 +232,20 @@ class PrefixToFullTask(TranslationTask):
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
                 self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target),
                 (self.src_dict.unk(),) * self.cfg.prefix_future, self.cfg.prefix_past_weight, alignment,
-                self.cfg.prefix_min_share)
+                self.cfg.prefix_min_share, self.cfg.prefix_curriculum)
+
+    def get_batch_iterator(self, dataset, **kwargs):
+        if isinstance(dataset, PrefixDataset) and dataset.curriculum:
+            # Items are made when the trainer asks for the next batch, after the last update's train_step: the
+            # curriculum then follows the update count exactly (loader workers and buffers would run ahead of it).
+            kwargs.update(num_workers=0, data_buffer_size=0)
+        return super().get_batch_iterator(dataset, **kwargs)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        train = self.datasets.get(self.cfg.train_subset)
+        if isinstance(train, PrefixDataset):
+            train.update = update_num + 1  # the batches fetched next train the next update
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def build_criterion(self, cfg, from_checkpoint=False):
         criterion = super().build_criterion(cfg, from_checkpoint)

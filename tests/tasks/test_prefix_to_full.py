@@ -195,6 +195,34 @@ def test_min_share_draws_long_prefixes_only(tiny_data_bin):
     assert min(shares) >= 0.6 and sum(s < 1 for s in shares) > len(ds) // 4
 
 
+def test_curriculum_draws_long_prefixes_first_and_follows_train_step(tiny_data_bin):
+    from types import SimpleNamespace
+
+    cfg = make_cfg(tiny_data_bin, "--prefix-ratio", "1.0", "--seed", "3", "--prefix-curriculum", "10",
+                   "--prefix-min-share", "0.2")
+    from fairseq import tasks
+    t = tasks.setup_task(cfg.task)
+    t.load_dataset("train")
+    ds = t.dataset("train")
+
+    def shortest() -> float:
+        return min(len(ds[i]["source"]) / (len(full_item(ds, i)["source"]) - 1) for i in range(len(ds)))
+
+    assert ds.update == 0 and ds.floor() == 1.0 and shortest() == 1.0  # update 0: whole sentences only
+    ds.update = 5
+    assert ds.floor() == pytest.approx(0.6) and 0.6 <= shortest() < 1.0
+    ds.update = 50
+    assert ds.floor() == pytest.approx(0.2) and 0.2 <= shortest() < 0.6
+    itr = t.get_batch_iterator(ds, max_sentences=8, seed=1, epoch=1, num_workers=2, data_buffer_size=4)
+    assert itr.num_workers == 0 and itr.buffer_size == 0  # items made at fetch time, after the last update
+    model, criterion = t.build_model(cfg.model), t.build_criterion(cfg.criterion)
+    sample = next(itr.next_epoch_itr(shuffle=False))
+    t.train_step(sample, model, criterion, SimpleNamespace(backward=lambda loss: loss.backward()), update_num=7)
+    assert ds.update == 8  # what the trainer fetches next trains update 8
+    with pytest.raises(ValueError, match="--prefix-curriculum"):
+        make_task(tiny_data_bin, "--prefix-curriculum", "-1")
+
+
 def test_full_target_is_the_default(task):
     ds = task.dataset("train")
     assert ds.target == "full"
@@ -265,6 +293,14 @@ def test_fairseq_train_runs_the_task_from_user_dir(tiny_data_bin, tmp_path):
                                 *TINY_ARCH, "--max-update", "3", "--num-workers", "1", "--save-dir", str(tmp_path))
     assert rc == 0, log[-3000:]
     assert "task: PrefixToFullTask" in log and "num_updates 3" in log
+
+
+def test_fairseq_train_runs_a_curriculum_with_loader_workers_asked_for(tiny_data_bin, tmp_path):
+    rc, log = run_fairseq_train(str(tiny_data_bin), "--user-dir", "psfuture", "--task", "prefix_to_full",
+                                *TINY_ARCH, "--max-update", "3", "--num-workers", "2", "--prefix-curriculum", "2",
+                                "--save-dir", str(tmp_path))
+    assert rc == 0, log[-3000:]
+    assert "num_updates 3" in log
 
 
 def test_fairseq_distributed_training_two_cpu_ranks(tiny_data_bin, tmp_path):
