@@ -38,8 +38,10 @@ models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
   [ "$t" = aligned ] && [ ! -f "$DATA/train.align.npz" ] && $PY scripts/align_p2f.py --data "$DATA"
-  tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT; [ "$MINSHARE" = 0 ] || tag=${tag}_m$MINSHARE
-  [ "$CURRICULUM" = 0 ] || tag=${tag}_c$CURRICULUM
+  tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
+  zero() { awk -v x="$1" 'BEGIN { exit !(x + 0 == 0) }'; }  # 0, 0.0 and 0.00 name one model
+  zero "$MINSHARE" || tag=${tag}_m$MINSHARE
+  zero "$CURRICULUM" || tag=${tag}_c$CURRICULUM
   work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO
   for u in $(printf '%s\n' $UPDATES | sort -n -u); do  # shortest first: each resumes the one before
     model=build/p2f_target/model_${tag}_f${FUTURE}_r$RATIO; [ "$u" = 250 ] || model=${model}_u$u

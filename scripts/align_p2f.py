@@ -19,11 +19,13 @@ def main(argv=None) -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--symmetrise", choices=SYMMETRISE, default="intersect",
                     help="how the two alignment directions combine (intersect: only links both agree on)")
-    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     if not (args.data / "dict.de.txt").is_file():
         sys.exit(f"error: {args.data} holds no binarized data; make it with scripts/prepare.py")
-    align_split(args.data, args.split, how=args.symmetrise, seed=args.seed)
+    try:
+        align_split(args.data, args.split, how=args.symmetrise)
+    except (ImportError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ def export_p2f(work: Path, data: Path, out: Path, *, average: int = 1, fp16: boo
             state = _load(src)
             p2f = p2f or {k: v for k, v in state["cfg"]["task"].items() if k.startswith("prefix_")}
             torch.save(as_translation(state), Path(staging) / src.name)
+        if p2f.get("prefix_target") == "aligned" and table_path(data).is_file():
+            # eflomal is not seeded: the table a model was trained on is known by its hash only
+            p2f["alignment_sha256"] = hashlib.sha256(table_path(data).read_bytes()).hexdigest()
         return export(Path(staging), data, out, average=average, fp16=fp16, name=name,
                       extra_meta={"p2f": p2f, **(extra_meta or {})})
 

@@ -4,12 +4,13 @@
 
 The aligner is eflomal (PyPI, a Bayesian IBM-style aligner; no model to download), run on the binarized split
 itself, so example i of the table is example i of fairseq's dataset whatever filtering made the split. Words are
-SentencePiece words (a piece opening with U+2581 starts one), lowercased. For every target token the table holds
-`src_end`: how many source tokens must be read before every source word it is aligned to is complete (0: aligned to
-nothing). A prefix of `cut` source tokens then supports the target up to its last token aligned inside the prefix
-(aligned prefix pairs in the spirit of CBSiMT 2023, arXiv 2311.03672, from its abstract only): unaligned tokens and tokens aligned later that sit
-before it are kept, since a target prefix is contiguous. Which symmetrisation, lowercasing and the one-token floor
-are psfuture's choices.
+SentencePiece words (a piece opening with U+2581 starts one), lowercased. eflomal seeds its sampler itself, so two
+runs give slightly different tables: a model trained on one records the table's sha256. For every target token
+the table holds `src_end`: how many source tokens must be read before every source word it is aligned to is
+complete (0: aligned to nothing). A prefix of `cut` source tokens then supports the target up to its last token
+aligned inside the prefix (aligned prefix pairs in the spirit of CBSiMT 2023, arXiv 2311.03672, from its abstract
+only): unaligned tokens and tokens aligned later that sit before it are kept, since a target prefix is contiguous.
+Which symmetrisation, lowercasing and the one-token floor are psfuture's choices.
 """
 import hashlib
 from pathlib import Path
@@ -28,7 +29,8 @@ def words(pieces: list[str]) -> tuple[list[str], np.ndarray]:
             out.append("")
         out[-1] += p.lstrip(WORD_START) if p.startswith(WORD_START) else p
         index[i] = len(out) - 1
-    return [w.lower() or WORD_START for w in out], index
+    # eflomal splits on any whitespace (str.split): a word holding some would shift every later link
+    return ["".join("_" if c.isspace() else c for c in w.lower()) or WORD_START for w in out], index
 
 
 def parse_links(line: str) -> set[tuple[int, int]]:
@@ -70,14 +72,16 @@ def fingerprint(src_sizes: np.ndarray, tgt_sizes: np.ndarray) -> str:
 
 
 def align_split(data: Path, split: str = "train", src: str = "de", tgt: str = "en", how: str = "intersect",
-                seed: int = 1, log=print) -> Path:
-    """Align one binarized split with eflomal and write its table next to it."""
+                log=print) -> Path:
+    """Align one binarized split with eflomal and write its table next to it. Not reproducible bit for bit:
+    eflomal's sampler seeds itself from /dev/urandom and takes no seed, so a model card names its table's sha256."""
+    import os
     import tempfile
 
     try:
         import eflomal
     except ImportError as e:
-        raise SystemExit("--prefix-target aligned needs the eflomal aligner: pip install -e '.[align]'") from e
+        raise ImportError("--prefix-target aligned needs the eflomal aligner: pip install -e '.[align]'") from e
     from fairseq.data import Dictionary, data_utils
 
     if how not in SYMMETRISE:
@@ -87,7 +91,7 @@ def align_split(data: Path, split: str = "train", src: str = "de", tgt: str = "e
     sets = {lang: data_utils.load_indexed_dataset(str(data / f"{split}.{src}-{tgt}.{lang}"), dicts[lang])
             for lang in (src, tgt)}
     if any(ds is None for ds in sets.values()):
-        raise SystemExit(f"no binarized {split} split for {src}-{tgt} in {data}")
+        raise FileNotFoundError(f"no binarized {split} split for {src}-{tgt} in {data}")
     pieces = {lang: [] for lang in sets}
     for lang, ds in sets.items():
         eos = dicts[lang].eos()
@@ -99,20 +103,27 @@ def align_split(data: Path, split: str = "train", src: str = "de", tgt: str = "e
     log(f"aligning {len(text[src])} {split} pairs with eflomal ({how})")
     with tempfile.TemporaryDirectory() as tmp:
         fwd_file, rev_file = Path(tmp) / "fwd", Path(tmp) / "rev"
-        np.random.seed(seed)  # eflomal's sampler draws its seeds from numpy's global generator
         eflomal.Aligner().align(text[src], text[tgt], links_filename_fwd=str(fwd_file),
                                 links_filename_rev=str(rev_file), quiet=True)
         fwd = fwd_file.read_text().splitlines()
         rev = rev_file.read_text().splitlines()
+    if not len(fwd) == len(rev) == len(text[src]):
+        raise RuntimeError(f"eflomal returned {len(fwd)}/{len(rev)} link lines for {len(text[src])} sentences")
     ends, offsets = [], [0]
-    for i, (f, r) in enumerate(zip(fwd, rev, strict=True)):
-        e = src_end(symmetrise(parse_links(f), parse_links(r), how), split_words[src][i][1], split_words[tgt][i][1])
+    for i, (f, r) in enumerate(zip(fwd, rev)):
+        links = symmetrise(parse_links(f), parse_links(r), how)
+        n_src, n_tgt = len(split_words[src][i][0]), len(split_words[tgt][i][0])
+        if any(s >= n_src or t >= n_tgt for s, t in links):
+            raise RuntimeError(f"{split} pair {i}: eflomal linked past the last word ({n_src} source, {n_tgt} target)")
+        e = src_end(links, split_words[src][i][1], split_words[tgt][i][1])
         ends.append(e)
         offsets.append(offsets[-1] + len(e))
     out = table_path(data, split)
-    np.savez(out, src_end=np.concatenate(ends) if ends else np.zeros(0, np.int32),
+    partial = out.with_suffix(".partial.npz")  # an interrupted run must not leave a table that looks finished
+    np.savez(partial, src_end=np.concatenate(ends) if ends else np.zeros(0, np.int32),
              offsets=np.array(offsets, dtype=np.int64), symmetrise=how, aligner=f"eflomal {eflomal_version()}",
-             fingerprint=fingerprint(sets[src].sizes, sets[tgt].sizes))
+             languages=f"{src}-{tgt}", fingerprint=fingerprint(sets[src].sizes, sets[tgt].sizes))
+    os.replace(partial, out)
     aligned = float(np.mean(np.concatenate(ends) > 0)) if ends else 0.0
     log(f"wrote {out}: {aligned:.1%} of target tokens aligned")
     return out
@@ -130,11 +141,12 @@ class AlignmentTable:
     def __init__(self, path: Path):
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"--prefix-target aligned needs {path}; make it with "
-                                    f"python scripts/align_p2f.py --data {path.parent}")
+            raise FileNotFoundError(f"--prefix-target aligned needs {path}; make it with python "
+                                    f"scripts/align_p2f.py --data {path.parent} --split {path.name.split('.')[0]}")
         with np.load(path) as z:
             self.src_end, self.offsets = z["src_end"], z["offsets"]
             self.fingerprint, self.how = str(z["fingerprint"]), str(z["symmetrise"])
+            self.languages = str(z["languages"]) if "languages" in z else "de-en"
         self.path = path
 
     def __len__(self) -> int:
@@ -142,9 +154,14 @@ class AlignmentTable:
 
     def check(self, src_sizes: np.ndarray, tgt_sizes: np.ndarray) -> None:
         """Refuse a table made for another binarization (its rows would belong to other sentences)."""
-        if len(self) != len(src_sizes) or self.fingerprint != fingerprint(src_sizes, tgt_sizes):
-            raise ValueError(f"{self.path} was made for another binarization of this split; rerun "
-                             f"python scripts/align_p2f.py --data {self.path.parent}")
+        how = (f"a table is made for one binarized split, loaded as it is: one language direction (it holds "
+               f"{self.languages}), no --truncate-source, no train1.. shards; rerun python scripts/align_p2f.py "
+               f"--data {self.path.parent} if the data was binarized again")
+        if len(self) != len(src_sizes):
+            raise ValueError(f"{self.path} has {len(self)} sentences, the dataset {len(src_sizes)}: {how}")
+        if self.fingerprint != fingerprint(src_sizes, tgt_sizes):
+            raise ValueError(f"{self.path} was made for another binarization of this split (sentence lengths "
+                             f"differ): {how}")
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.src_end[self.offsets[index]:self.offsets[index + 1]]

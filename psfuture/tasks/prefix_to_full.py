@@ -11,6 +11,7 @@ prefix is followed by N <unk> and </s>, the pseudo-future PsFuture's second pass
 in distribution. The mix, the prefix unit, EOS on the prefix and the targets are psfuture's choices, not the PsFuture paper's. Valid and
 test splits stay full pairs, and so does inference: a P2F model is an ordinary translation model.
 """
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,12 +20,14 @@ from fairseq.data import BaseWrapperDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
+from fairseq import utils
 from omegaconf import II
 
 from psfuture.tasks.alignment import AlignmentTable, aligned_len, table_path
 
 WEIGHTED_LOSS = "p2f_label_smoothed_cross_entropy"  # registered by psfuture.tasks.p2f_loss
 
+logger = logging.getLogger(__name__)
 WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
 PREFIX_EOS = ChoiceEnum(["keep", "drop"])
@@ -66,12 +69,13 @@ def proportional_len(prefix_len: int, source_len: int, target_len: int) -> int:
 
 class PrefixDataset(BaseWrapperDataset):
     """Cuts the source of a share of examples to a random prefix. Targets stay full, and so do the sizes used
-    for batching (an upper bound). Which examples and where is a function of (seed, epoch, index) only, so
-    it is the same in every distributed rank, data-loader worker and rerun."""
+    for batching (an upper bound). Which examples and where is a function of (seed, epoch, index) only, and with
+    a curriculum of the update it is fetched for, so it is the same in every distributed rank, data-loader worker
+    and uninterrupted rerun."""
 
     def __init__(self, dataset, eos: int, word_start: np.ndarray | None, ratio: float, keep_eos: bool, seed: int,
                  target: str = "full", future: tuple[int, ...] = (), past_weight: float = 1.0, alignment=None,
-                 min_share: float = 0.0, curriculum: int = 0):
+                 min_share: float = 0.0, curriculum: int = 0, update: int = 0):
         super().__init__(dataset)
         self.eos, self.word_start, self.ratio, self.keep_eos, self.seed = eos, word_start, ratio, keep_eos, seed
         self.future = tuple(future)  # pseudo-future ids after a cut prefix (then EOS), as PsFuture's q pass sends
@@ -80,7 +84,7 @@ class PrefixDataset(BaseWrapperDataset):
         self.alignment = alignment  # an AlignmentTable of this split, for target="aligned"
         self.min_share = min_share  # shortest prefix drawn, as a share of the source's tokens
         self.curriculum = curriculum  # updates over which that floor falls from the whole source to min_share
-        self.update = 0  # the update the next batches train; the task's train_step keeps it current
+        self.update = update  # the update the next batches train; the task's train_step keeps it current
         if target == "aligned" and alignment is None:
             raise ValueError("--prefix-target aligned needs the split's alignment table")
         self.epoch = 1
@@ -101,9 +105,9 @@ class PrefixDataset(BaseWrapperDataset):
     def floor(self) -> float:
         """Shortest prefix drawn now, as a share of the source: with a curriculum, from the whole sentence at
         update 0 down to min_share at update `curriculum` (long prefixes first, Glancing Future 2023's order)."""
-        if not self.curriculum:
-            return self.min_share
-        return 1.0 - (1.0 - self.min_share) * min(1.0, self.update / self.curriculum)
+        if not self.curriculum or self.update >= self.curriculum:
+            return self.min_share  # exactly: 1 - (1 - S) is not always S in floating point
+        return 1.0 - (1.0 - self.min_share) * (self.update / self.curriculum)
 
     def __getitem__(self, index):
         item = self.dataset[index]
@@ -195,6 +199,7 @@ class PrefixToFullTask(TranslationTask):
 
     def __init__(self, cfg: PrefixToFullConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
+        self.update = 0  # the update the next training batches are for (train_step advances it)
         if not 0.0 <= cfg.prefix_ratio <= 1.0:
             raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
         if not 0.0 <= cfg.prefix_min_share <= 1.0:
@@ -225,26 +230,30 @@ class PrefixToFullTask(TranslationTask):
         if split == self.cfg.train_subset:
             alignment = None
             if self.cfg.prefix_target == "aligned":
-                ds = self.datasets[split]
-                alignment = AlignmentTable(table_path(self.cfg.data.split(":")[0], split))
+                ds, paths = self.datasets[split], utils.split_paths(self.cfg.data)
+                alignment = AlignmentTable(table_path(paths[(epoch - 1) % len(paths)], split))  # as fairseq shards
                 alignment.check(ds.src_sizes, ds.tgt_sizes)
             self.datasets[split] = PrefixDataset(
                 self.datasets[split], self.src_dict.eos(), self.word_start, self.cfg.prefix_ratio,
                 self.cfg.prefix_eos == "keep", self.cfg.prefix_seed, str(self.cfg.prefix_target),
                 (self.src_dict.unk(),) * self.cfg.prefix_future, self.cfg.prefix_past_weight, alignment,
-                self.cfg.prefix_min_share, self.cfg.prefix_curriculum)
+                self.cfg.prefix_min_share, self.cfg.prefix_curriculum, self.update)
 
     def get_batch_iterator(self, dataset, **kwargs):
         if isinstance(dataset, PrefixDataset) and dataset.curriculum:
             # Items are made when the trainer asks for the next batch, after the last update's train_step: the
             # curriculum then follows the update count exactly (loader workers and buffers would run ahead of it).
+            if kwargs.get("num_workers") or kwargs.get("data_buffer_size"):
+                logger.info("--prefix-curriculum: loading data in the training process (--num-workers 0, "
+                            "--data-buffer-size 0) so that prefixes follow the update count")
             kwargs.update(num_workers=0, data_buffer_size=0)
         return super().get_batch_iterator(dataset, **kwargs)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        self.update = update_num + 1  # the batches fetched next train the next update (a new epoch's dataset too)
         train = self.datasets.get(self.cfg.train_subset)
         if isinstance(train, PrefixDataset):
-            train.update = update_num + 1  # the batches fetched next train the next update
+            train.update = self.update
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def build_criterion(self, cfg, from_checkpoint=False):

@@ -72,15 +72,39 @@ def test_aligned_target_is_cut_at_the_last_token_aligned_inside_the_prefix(align
     t.load_dataset("train")
     ds, eos = t.dataset("train"), t.tgt_dict.eos()
     table, shorter = AlignmentTable(table_path(aligned_bin)), 0
-    for i in range(len(ds)):
+    for i in range(len(ds)):  # ratio 1.0: every example is cut (a whole-sentence cut still loses its EOS)
         full, item = ds.dataset[i], ds[i]
         cut = len(item["source"])
-        if cut == len(full["source"]) - 1 and torch.equal(item["target"], full["target"]):
-            continue  # not every draw cuts
         assert torch.equal(item["target"], full["target"][:aligned_len(table[i], cut)])
         assert item["target"][-1] != eos
         shorter += len(item["target"]) < len(full["target"]) - 1
     assert shorter > len(ds) // 2
+
+
+def test_identical_sides_align_each_word_to_itself(tiny_corpus, tmp_path):
+    """Rows in the wrong order or links shifted by a word would break the diagonal of a corpus aligned to itself."""
+    corpus, out = tmp_path / "corpus", tmp_path / "bin"
+    corpus.mkdir()
+    for split in ("train", "valid", "test"):
+        text = (tiny_corpus / f"{split}.de").read_text(encoding="utf-8")
+        (corpus / f"{split}.de").write_text(text, encoding="utf-8")
+        (corpus / f"{split}.en").write_text(text, encoding="utf-8")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare.py"), "--corpus", str(corpus), "--out", str(out),
+                    "--vocab-size", "1000"], check=True, capture_output=True)
+    align_split(out, log=lambda *_: None)
+    from fairseq.data import Dictionary, data_utils
+
+    d = Dictionary.load(str(out / "dict.de.txt"))
+    src = data_utils.load_indexed_dataset(str(out / "train.de-en.de"), d)
+    table, same, aligned = AlignmentTable(table_path(out)), 0, 0
+    for i in range(len(table)):
+        _, index = words([d[t] for t in src[i][:-1].tolist()])
+        word_end = {w: tok + 1 for tok, w in enumerate(index)}  # the last piece of each word
+        diagonal = np.array([word_end[w] for w in index])
+        ends = table[i]
+        aligned += int((ends > 0).sum())
+        same += int(((ends > 0) & (ends == diagonal)).sum())
+    assert aligned > 0.6 * len(table.src_end) and same > 0.95 * aligned
 
 
 def test_aligned_needs_its_own_table(aligned_bin, tiny_data_bin, tmp_path):
@@ -95,6 +119,23 @@ def test_aligned_needs_its_own_table(aligned_bin, tiny_data_bin, tmp_path):
     np.savez(table_path(bare), **z)
     with pytest.raises(ValueError, match="another binarization"):
         t.load_dataset("train")
+    z = dict(np.load(table_path(aligned_bin)))
+    z["offsets"] = z["offsets"][:-1]  # one sentence short
+    np.savez(table_path(bare), **z)
+    with pytest.raises(ValueError, match="sentences, the dataset"):
+        t.load_dataset("train")
+
+
+def test_a_row_of_the_wrong_length_is_refused(aligned_bin):
+    t = make_task(aligned_bin, "--prefix-ratio", "1.0", "--prefix-target", "aligned")
+    t.load_dataset("train")
+    ds = t.dataset("train")
+    table = ds.alignment
+    i = next(i for i in range(len(ds)) if len(ds.dataset[i]["target"]) > 2)
+    table.offsets = table.offsets.copy()
+    table.offsets[i + 1] -= 1  # row i one token short, as a table of another tokenization would be
+    with pytest.raises(ValueError, match="rerun scripts/align_p2f.py"):
+        ds[i]
 
 
 def test_train_p2f_aligned_without_a_table_says_how_to_make_it(tiny_model_dir, tiny_data_bin, tmp_path):

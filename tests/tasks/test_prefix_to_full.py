@@ -71,8 +71,6 @@ def test_prefix_lengths_for_a_fixed_seed():
     # Long prefixes only: cuts below the share are never drawn; a share of 0 draws as before.
     draw = [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 1.0, 0.5) for i in range(16)]
     assert set(draw) == {4, 6, 8}
-    assert [sample_prefix_len(np.random.default_rng((7, 1, i)), TOKENS, ws, 1.0, 0.0) for i in range(8)] == \
-        [8, 1, 8, 1, 1, 1, 8, 1]
 
 
 def test_registered_once_even_if_the_module_runs_again():
@@ -212,13 +210,15 @@ def test_curriculum_draws_long_prefixes_first_and_follows_train_step(tiny_data_b
     ds.update = 5
     assert ds.floor() == pytest.approx(0.6) and 0.6 <= shortest() < 1.0
     ds.update = 50
-    assert ds.floor() == pytest.approx(0.2) and 0.2 <= shortest() < 0.6
+    assert ds.floor() == 0.2 and 0.2 <= shortest() < 0.6  # exactly S once the curriculum is over
     itr = t.get_batch_iterator(ds, max_sentences=8, seed=1, epoch=1, num_workers=2, data_buffer_size=4)
     assert itr.num_workers == 0 and itr.buffer_size == 0  # items made at fetch time, after the last update
     model, criterion = t.build_model(cfg.model), t.build_criterion(cfg.criterion)
     sample = next(itr.next_epoch_itr(shuffle=False))
     t.train_step(sample, model, criterion, SimpleNamespace(backward=lambda loss: loss.backward()), update_num=7)
     assert ds.update == 8  # what the trainer fetches next trains update 8
+    t.load_dataset("train")  # a new epoch's dataset (sharded data) goes on from there
+    assert t.dataset("train").update == 8
     with pytest.raises(ValueError, match="--prefix-curriculum"):
         make_task(tiny_data_bin, "--prefix-curriculum", "-1")
 
@@ -300,7 +300,7 @@ def test_fairseq_train_runs_a_curriculum_with_loader_workers_asked_for(tiny_data
                                 *TINY_ARCH, "--max-update", "3", "--num-workers", "2", "--prefix-curriculum", "2",
                                 "--save-dir", str(tmp_path))
     assert rc == 0, log[-3000:]
-    assert "num_updates 3" in log
+    assert "num_updates 3" in log and "--prefix-curriculum: loading data in the training process" in log
 
 
 def test_fairseq_distributed_training_two_cpu_ranks(tiny_data_bin, tmp_path):
