@@ -153,6 +153,13 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.data} was binarized with another dictionary than {args.model}; "
                  "fine-tune on the data the model was trained on")
 
+    for flag, value, ok in (("--prefix-ratio", args.prefix_ratio, 0 <= args.prefix_ratio <= 1),
+                            ("--prefix-min-share", args.prefix_min_share, 0 <= args.prefix_min_share <= 1),
+                            ("--prefix-past-weight", args.prefix_past_weight, 0 <= args.prefix_past_weight <= 1),
+                            ("--prefix-curriculum", args.prefix_curriculum, args.prefix_curriculum >= 0),
+                            ("--prefix-future", args.prefix_future, args.prefix_future >= 0)):
+        if not ok:  # before fairseq starts: it would say so only inside a traceback
+            sys.exit(f"error: {flag} {value} is out of range (shares and weights lie in [0, 1], counts are >= 0)")
     if args.prefix_target == "aligned" and not table_path(args.data).is_file():
         sys.exit(f"error: --prefix-target aligned needs {table_path(args.data)}; make it with "
                  f"python scripts/align_p2f.py --data {args.data}")
@@ -182,7 +189,10 @@ def main(argv=None) -> None:
     trained = not args.export_only and (done < target or not target)  # at target fairseq would run one more
     if trained:
         print("training:", " ".join(cmd), f"\nlog: {args.work / 'train.log'}", flush=True)
-        subprocess.run(cmd, check=True)
+        rc = subprocess.run(cmd).returncode
+        if rc:
+            sys.exit(f"error: fairseq-train stopped with exit status {rc} (its message is above; "
+                     f"log: {args.work / 'train.log'}); rerun to resume from the last checkpoint")
     meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt)}}
     if trained:  # the launch that ran; a resumed one continued the run from `resumed_from_updates`
         meta.update(preset=args.preset, train_command=cmd[1:], **({"resumed_from_updates": done} if done else {}))

@@ -389,6 +389,14 @@ def test_train_p2f_refuses_data_with_another_dictionary(tiny_model_dir, tmp_path
     assert rc != 0 and "another dictionary" in log
 
 
+def test_train_p2f_says_which_setting_is_out_of_range(tiny_model_dir, tiny_data_bin, tmp_path):
+    for flag, value in (("--prefix-min-share", "1.5"), ("--prefix-curriculum", "-3"), ("--prefix-ratio", "2.0")):
+        rc, log = run([sys.executable, str(ROOT / "scripts" / "train_p2f.py"), "--model", str(tiny_model_dir),
+                       "--data", str(tiny_data_bin), "--work", str(tmp_path / "work"), flag, value])
+        assert rc != 0 and f"{flag} {value} is out of range" in log and "Traceback" not in log
+    assert not (tmp_path / "work").exists()  # refused before anything was started
+
+
 def test_default_prefix_eos_matches_what_the_engine_feeds():
     from psfuture.policies import PsFuture
 
