@@ -34,12 +34,12 @@ DATA=${DATA:-data/p2f-bin}
 OUT=${OUT:-eval/results/p2f_target}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 BASE=${BASE-checkpoints/offline}
+zero() { awk -v x="$1" 'BEGIN { exit !(x + 0 == 0) }'; }  # 0, 0.0 and 0.00 name one model
 models=()
 [ -n "$BASE" ] && models+=(--model "$BASE")
 for t in $TARGETS; do
   [ "$t" = aligned ] && [ ! -f "$DATA/train.align.npz" ] && $PY scripts/align_p2f.py --data "$DATA"
   tag=$t; [ "$WEIGHT" = 1 ] || tag=${t}_w$WEIGHT
-  zero() { awk -v x="$1" 'BEGIN { exit !(x + 0 == 0) }'; }  # 0, 0.0 and 0.00 name one model
   zero "$MINSHARE" || tag=${tag}_m$MINSHARE
   zero "$CURRICULUM" || tag=${tag}_c$CURRICULUM
   work=build/p2f_target/${tag}_f${FUTURE}_r$RATIO

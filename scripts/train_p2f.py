@@ -27,6 +27,7 @@ from train import COMMON  # noqa: E402
 import psfuture  # noqa: E402  (allow-lists argparse.Namespace for torch.load)
 from psfuture.tasks.p2f_loss import NAME as WEIGHTED_LOSS  # noqa: E402
 from psfuture.tasks.alignment import table_path  # noqa: E402
+from psfuture.tasks.prefix_to_full import BOUNDS, out_of_range  # noqa: E402
 
 PACKAGE = Path(psfuture.__file__).resolve().parent  # an absolute --user-dir works from any working directory
 
@@ -153,13 +154,9 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.data} was binarized with another dictionary than {args.model}; "
                  "fine-tune on the data the model was trained on")
 
-    for flag, value, ok in (("--prefix-ratio", args.prefix_ratio, 0 <= args.prefix_ratio <= 1),
-                            ("--prefix-min-share", args.prefix_min_share, 0 <= args.prefix_min_share <= 1),
-                            ("--prefix-past-weight", args.prefix_past_weight, 0 <= args.prefix_past_weight <= 1),
-                            ("--prefix-curriculum", args.prefix_curriculum, args.prefix_curriculum >= 0),
-                            ("--prefix-future", args.prefix_future, args.prefix_future >= 0)):
-        if not ok:  # before fairseq starts: it would say so only inside a traceback
-            sys.exit(f"error: {flag} {value} is out of range (shares and weights lie in [0, 1], counts are >= 0)")
+    for name in BOUNDS:  # before fairseq starts: the task would say so only inside a traceback
+        if bound := out_of_range(name, getattr(args, name)):
+            sys.exit(f"error: --{name.replace('_', '-')} {getattr(args, name)} is out of range (must be {bound})")
     if args.prefix_target == "aligned" and not table_path(args.data).is_file():
         sys.exit(f"error: --prefix-target aligned needs {table_path(args.data)}; make it with "
                  f"python scripts/align_p2f.py --data {args.data}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-WORD_START = "\u2581"
+WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 SYMMETRISE = ("intersect", "union", "forward", "reverse")
 
 
@@ -48,9 +48,8 @@ def src_end(links: set, src_word: np.ndarray, tgt_word: np.ndarray) -> np.ndarra
     for tok, w in enumerate(src_word):
         word_end[w] = tok + 1
     need = np.zeros(int(tgt_word.max()) + 1 if len(tgt_word) else 0, dtype=np.int64)
-    for s, t in links:
-        if s < len(word_end) and t < len(need):
-            need[t] = max(need[t], word_end[s])
+    for s, t in links:  # in range: align_split refuses links past the last word
+        need[t] = max(need[t], word_end[s])
     return need[tgt_word].astype(np.int32)
 
 
@@ -77,6 +76,7 @@ def align_split(data: Path, split: str = "train", src: str = "de", tgt: str = "e
     eflomal's sampler seeds itself from /dev/urandom and takes no seed, so a model card names its table's sha256."""
     import os
     import tempfile
+    from importlib.metadata import version
 
     try:
         import eflomal
@@ -121,18 +121,12 @@ def align_split(data: Path, split: str = "train", src: str = "de", tgt: str = "e
     out = table_path(data, split)
     partial = out.with_suffix(".partial.npz")  # an interrupted run must not leave a table that looks finished
     np.savez(partial, src_end=np.concatenate(ends) if ends else np.zeros(0, np.int32),
-             offsets=np.array(offsets, dtype=np.int64), symmetrise=how, aligner=f"eflomal {eflomal_version()}",
+             offsets=np.array(offsets, dtype=np.int64), symmetrise=how, aligner=f"eflomal {version('eflomal')}",
              languages=f"{src}-{tgt}", fingerprint=fingerprint(sets[src].sizes, sets[tgt].sizes))
     os.replace(partial, out)
     aligned = float(np.mean(np.concatenate(ends) > 0)) if ends else 0.0
     log(f"wrote {out}: {aligned:.1%} of target tokens aligned")
     return out
-
-
-def eflomal_version() -> str:
-    from importlib.metadata import version
-
-    return version("eflomal")
 
 
 class AlignmentTable:
@@ -145,7 +139,7 @@ class AlignmentTable:
                                     f"scripts/align_p2f.py --data {path.parent} --split {path.name.split('.')[0]}")
         with np.load(path) as z:
             self.src_end, self.offsets = z["src_end"], z["offsets"]
-            self.fingerprint, self.how = str(z["fingerprint"]), str(z["symmetrise"])
+            self.fingerprint = str(z["fingerprint"])
             self.languages = str(z["languages"]) if "languages" in z else "de-en"
         self.path = path
 

@@ -16,23 +16,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from fairseq import utils
 from fairseq.data import BaseWrapperDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
-from fairseq import utils
 from omegaconf import II
 
-from psfuture.tasks.alignment import AlignmentTable, aligned_len, table_path
+from psfuture.tasks.alignment import WORD_START, AlignmentTable, aligned_len, table_path
 
 WEIGHTED_LOSS = "p2f_label_smoothed_cross_entropy"  # registered by psfuture.tasks.p2f_loss
 
 logger = logging.getLogger(__name__)
-WORD_START = "\u2581"  # SentencePiece's mark on the first piece of every whitespace-separated word
 PREFIX_UNITS = ChoiceEnum(["word", "token"])
 PREFIX_EOS = ChoiceEnum(["keep", "drop"])
 PREFIX_TARGET = ChoiceEnum(["full", "proportional", "aligned"])
 CUT_TARGETS = ("proportional", "aligned")
+# Bounds of the numeric P2F settings (None: unbounded above), checked by the task and, before fairseq starts,
+# by scripts/train_p2f.py.
+BOUNDS = {"prefix_ratio": (0, 1), "prefix_min_share": (0, 1), "prefix_past_weight": (0, 1),
+          "prefix_curriculum": (0, None), "prefix_future": (0, None)}
+
+
+def out_of_range(name: str, value: float) -> str | None:
+    """What `value` of setting `name` must be, when it is not (e.g. "in [0, 1]"); None when it is fine."""
+    low, high = BOUNDS[name]
+    if low <= value and (high is None or value <= high):
+        return None
+    return f">= {low}" if high is None else f"in [{low}, {high}]"
 
 
 def word_start_mask(symbols: list[str]) -> np.ndarray:
@@ -200,16 +211,9 @@ class PrefixToFullTask(TranslationTask):
     def __init__(self, cfg: PrefixToFullConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         self.update = 0  # the update the next training batches are for (train_step advances it)
-        if not 0.0 <= cfg.prefix_ratio <= 1.0:
-            raise ValueError(f"--prefix-ratio must be in [0, 1], got {cfg.prefix_ratio}")
-        if not 0.0 <= cfg.prefix_min_share <= 1.0:
-            raise ValueError(f"--prefix-min-share must be in [0, 1], got {cfg.prefix_min_share}")
-        if cfg.prefix_curriculum < 0:
-            raise ValueError(f"--prefix-curriculum must be >= 0 updates, got {cfg.prefix_curriculum}")
-        if cfg.prefix_future < 0:
-            raise ValueError(f"--prefix-future must be >= 0, got {cfg.prefix_future}")
-        if not 0.0 <= cfg.prefix_past_weight <= 1.0:
-            raise ValueError(f"--prefix-past-weight must be in [0, 1], got {cfg.prefix_past_weight}")
+        for name in BOUNDS:
+            if bound := out_of_range(name, getattr(cfg, name)):
+                raise ValueError(f"--{name.replace('_', '-')} must be {bound}, got {getattr(cfg, name)}")
         if cfg.prefix_past_weight < 1.0 and cfg.prefix_target != "full":
             raise ValueError("--prefix-past-weight weighs a full target's unsupported rest; with --prefix-target "
                              f"{cfg.prefix_target} there is none. Use --prefix-target full.")
