@@ -12,7 +12,7 @@ PY=${PY:-.venv/bin/python}
 RATIOS=${RATIOS:-"0.0 0.5 0.75"}
 UPDATES=${UPDATES:-250}
 LIMIT=${LIMIT:-100}
-OUT=${OUT:-eval/results/p2f_mix}
+OUT=${OUT:-eval/results/p2f_mix_dev$LIMIT}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 models=(--model checkpoints/offline)
 for r in $RATIOS; do

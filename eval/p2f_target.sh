@@ -31,7 +31,7 @@ LIMIT=${LIMIT:-400}
 DTYPE=${DTYPE:-float32}
 JOBS=${JOBS:-1}
 DATA=${DATA:-data/p2f-bin}
-OUT=${OUT:-eval/results/p2f_target}
+OUT=${OUT:-eval/results/p2f_target_dev$LIMIT}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 BASE=${BASE-checkpoints/offline}
 zero() { awk -v x="$1" 'BEGIN { exit !(x + 0 == 0) }'; }  # 0, 0.0 and 0.00 name one model
