@@ -7,12 +7,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup browser data model p2f sweep bench clean
 
-$(STAMP): setup.py
+# Also re-run when this recipe changes, so an existing .venv picks up a changed install step.
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU wheel on local disk (anything else pulls a multi-GB CUDA build).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# ve-fairseq requires torchaudio, but no torchaudio release matches this CPU torch: PyPI's builds (latest 2.11.1)
+	# link CUDA torch libraries and fail to load, and transformers imports torchaudio whenever it is installed, so
+	# every transformers model then fails. fairseq imports it only inside its speech/audio code, which we never use.
+	$(PY) -m pip uninstall -q -y torchaudio
 	touch $@
 
 setup: $(STAMP)

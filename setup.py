@@ -12,7 +12,8 @@ setup(
     install_requires=[
         # The CPU wheel on local disk; any other spec pulls a multi-GB CUDA build.
         "torch==2.13.0",
-        # Upstream fairseq main built for Python 3.11 (fairseq 0.12.2 does not import on 3.11).
+        # Upstream fairseq main built for Python 3.11 (fairseq 0.12.2 does not import on 3.11). It requires
+        # torchaudio, which has no build for this CPU torch: `make setup` uninstalls it (see the Makefile).
         "ve-fairseq==0.12.3",
         "simuleval==1.1.4",
         "sacrebleu>=2.4,<3",
