@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+EVAL = ["simuleval==1.1.4", "sacrebleu>=2.4,<3", "matplotlib", "tqdm"]
+
 setup(
     name="psfuture",
     version="0.1.0",
@@ -15,23 +17,23 @@ setup(
         # Upstream fairseq main built for Python 3.11 (fairseq 0.12.2 does not import on 3.11). It requires
         # torchaudio, which has no build for this CPU torch: `make setup` uninstalls it (see the Makefile).
         "ve-fairseq==0.12.3",
-        "simuleval==1.1.4",
-        "sacrebleu>=2.4,<3",
         "sentencepiece>=0.2",
         "websockets>=13,<16",
         "numpy",
-        "tqdm",
-        "lxml",  # psfuture.corpus parses the help pages (already pulled in by sacrebleu)
-        "matplotlib",
+        "lxml",  # psfuture.corpus parses the help pages (training data)
     ],
     extras_require={
-        # Hugging Face seq2seq models (psfuture.hf_model); pinned: the adapter relies on its cache classes.
+        # Research beside the runtime: the SimulEval agents, sweeps, reports, significance, plots (psfuture.experiments,
+        # eval/). `pip install psfuture` alone serves and translates.
+        "eval": EVAL,
+        # Hugging Face seq2seq models (psfuture.backends.hf); pinned: the adapter relies on its cache classes.
         "hf": ["transformers==5.23.0"],
-        # The side-by-side anchor (eval/bench_ct2.py, psfuture.ct2_model); CPU wheel, no torch.
+        # The side-by-side anchor (eval/bench_ct2.py, psfuture.backends.ct2); CPU wheel, no torch.
         "ct2": ["ctranslate2==4.8.5"],
         # Word alignments for P2F's aligned prefix targets (scripts/align_p2f.py).
         "align": ["eflomal==2.0.0"],
-        "test": ["eflomal==2.0.0", "pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0", "ctranslate2==4.8.5"],
+        "test": EVAL + ["eflomal==2.0.0", "pytest>=8,<9", "pytest-timeout", "selenium>=4.20", "transformers==5.23.0",
+                        "ctranslate2==4.8.5"],
     },
     entry_points={"console_scripts": ["psfuture=psfuture.cli:main"]},
 )

@@ -26,26 +26,25 @@ def main(argv=None) -> None:
     ap.add_argument("sweep", type=Path, help="a sweep output folder holding results.json")
     ap.add_argument("--pick", action="append", default=[], metavar="POLICY[.SETTING=V]",
                     help="configurations to re-run (first match each; default: the first of every policy)")
-    ap.add_argument("--model", help="the sweep's model directory (default: the shipped model)")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--limit", type=int, help="the --limit the sweep ran with")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--max-len-a", type=float, default=2.0)
     ap.add_argument("--max-len-b", type=int, default=10)
-    from psfuture.precision import add_precision_args, precision_kwargs
-    add_precision_args(ap)
+    from psfuture.backends.base import ModelSpec
+    ModelSpec.add_args(ap)  # the sweep's model and precision
     args = ap.parse_args(argv)
 
     import torch
 
-    from psfuture import report, sweep
+    from psfuture.experiments import report, sweep
     from psfuture.errors import PsFutureError
-    from psfuture.model import load_model
+    from psfuture.backends import load
     from psfuture.policies import POLICIES
 
     torch.set_num_threads(1)
-    model = load_model(args.model, **precision_kwargs(args))
+    model = load(ModelSpec.from_args(args))
     results = [r for r in report.read_table(args.sweep / "results") if r.model in ("", model.info["name"])]
     wanted = args.pick or list(dict.fromkeys(r.policy for r in results))
     chosen = [next((r for r in results if picked(r, p)), None) for p in wanted]

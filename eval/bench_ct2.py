@@ -7,7 +7,7 @@
 Equal work: the same sentences in the same batches (sorted by length, --batch-size), the same
 length cap (fairseq's a * longest source + b per batch), greedy search. Batches alternate between
 the engines (which goes first flips every batch), so load from other jobs hits both alike.
-Converts the model to build/ct2/<name> on first use. Writes eval/results/bench_ct2.{json,md}.
+Converts the model to build/ct2/<name> on first use. Writes eval/results/bench_ct2_test_full/result.{json,md}.
 """
 import argparse
 import json
@@ -34,7 +34,8 @@ compiled extension, not a Python adapter; its attention also comes from one laye
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: the shipped checkpoints/offline)")
+    from psfuture.backends import ModelSpec
+    ModelSpec.add_args(ap)  # the fairseq side; CTranslate2 converts the same directory
     ap.add_argument("--src", type=Path, default=ROOT / "data/corpus/test.de")
     ap.add_argument("--ref", type=Path, default=ROOT / "data/corpus/test.en")
     ap.add_argument("--limit", type=int, help="first N sentences only (labelled as a sample)")
@@ -42,19 +43,19 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=16, help="sentences per batch (Model.translate's default)")
     ap.add_argument("--session", action="store_true",
                     help="also decode through Session with the Offline policy: fairseq adapter vs CT2 adapter")
-    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_ct2")
+    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_ct2_test_full")
     args = ap.parse_args(argv)
 
     import ctranslate2
     import torch
     from tqdm import tqdm
 
-    from psfuture.ct2_model import CT2Model, convert
-    from psfuture.model import load_model
+    from psfuture.backends.ct2 import CT2Model, convert
+    from psfuture.backends import load
     from psfuture.policies import Offline
-    from psfuture.sweep import bleu, read_corpus, stream
+    from psfuture.experiments.sweep import bleu, read_corpus, stream
 
-    model = load_model(args.model)
+    model = load(ModelSpec.from_args(args))
     converted = convert(model.info["path"])
     corpus = read_corpus(args.src, args.ref, args.limit)
     order = sorted(range(len(corpus)), key=lambda i: len(model.encode(corpus.sources[i])))
@@ -105,8 +106,8 @@ def main(argv=None) -> None:
               "ctranslate2": ctranslate2.__version__, "torch": torch.__version__,
               "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
               "load_average_1min": [round(x, 2) for x in load], "command": command, "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)  # a folder: result.{json,md}
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Offline greedy: our engine vs CTranslate2 ({model.info['name']})", "",
              f"Model sha256 `{model.info['sha256']}`; `{args.src.name}` {sample}; batches of {args.batch_size} "
              f"sorted by length; CTranslate2 {ctranslate2.__version__} (float32), torch {torch.__version__}; "
@@ -118,8 +119,8 @@ def main(argv=None) -> None:
     lines += [f"| {r['threads']} | {r['engine']} | {r['sentences_per_s']} | {r['speedup_vs_fairseq']}x | {r['bleu']:.2f} "
               f"| {r['identical_to_fairseq']}/{len(corpus)} |" for r in rows]
     lines += ["", f"sacrebleu `{rows[0]['sacrebleu']}`.", "", NOTES]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(args.out.with_suffix(".md").read_text())
+    (args.out / "result.md").write_text("\n".join(lines) + "\n")
+    print((args.out / "result.md").read_text())
 
 
 if __name__ == "__main__":

@@ -201,7 +201,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_engine_tiny")
     args = ap.parse_args(argv)
     import torch
-    from psfuture.backends.base import ModelSpec, load
+    from psfuture.backends import ModelSpec, load
 
     torch.set_num_threads(1)
     model_dir = args.model or tiny_model(ROOT / "build" / "bench_engine_tiny")

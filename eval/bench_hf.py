@@ -35,7 +35,7 @@ def shipped_size_marian(out: Path) -> Path:
     """A randomly initialised Marian with the shipped model's shape and SentencePiece model."""
     import sentencepiece as spm
 
-    from psfuture.hf_model import _transformers
+    from psfuture.backends.hf import _transformers
 
     tf = _transformers()
     info = json.loads((ROOT / "checkpoints/offline/model.json").read_text())
@@ -121,11 +121,12 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", nargs="+", choices=("tiny", "shipped"), default=["tiny", "shipped"])
     ap.add_argument("--sentences", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from hf_tiny import build_tiny_marian
 
-    from psfuture.model import load_model
+    from psfuture.backends import ModelSpec, load
 
     de = (FIXTURES / "tiny.de").read_text(encoding="utf-8").splitlines()
     en = (FIXTURES / "tiny.en").read_text(encoding="utf-8").splitlines()
@@ -139,7 +140,7 @@ def main(argv=None) -> None:
             else:
                 dirs = [ROOT / "checkpoints/offline", shipped_size_marian(tmp / "marian")]
             for d in dirs:
-                model = load_model(d)
+                model = load(ModelSpec(str(d), device=args.device))
                 params = sum(p.numel() for p in model.net.parameters())
                 for batch in (1, 8):
                     r = measure(model, pairs, batch)

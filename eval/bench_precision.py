@@ -5,9 +5,9 @@
     python eval/bench_precision.py --threads 1 --psfuture-limit 200 # PsFuture on the first 200 (a sample)
 
 Offline: the same sorted-by-length batches for every precision, in an order that rotates every
-batch, so load from other jobs hits all alike. PsFuture: psfuture.sweep.run (batched when sweep.run
+batch, so load from other jobs hits all alike. PsFuture: psfuture.experiments.sweep.run (batched when sweep.run
 takes `batch`). A precision earns the default only if it is clearly faster and loses <= 0.2 BLEU on both.
-Writes eval/results/bench_precision.{json,md}.
+Writes eval/results/bench_precision_test400/result.{json,md}.
 """
 import argparse
 import inspect
@@ -24,7 +24,8 @@ PRECISIONS = ("float32", "bfloat16", "float32+int8-ffn")
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: the shipped checkpoints/offline)")
+    from psfuture.backends import ModelSpec
+    ModelSpec.add_args(ap)  # --dtype/--quantize are ignored: --precisions lists the ones compared
     ap.add_argument("--src", type=Path, default=ROOT / "data/corpus/test.de")
     ap.add_argument("--ref", type=Path, default=ROOT / "data/corpus/test.en")
     ap.add_argument("--precisions", nargs="+", default=list(PRECISIONS), help="DTYPE or DTYPE+QUANTIZE")
@@ -34,20 +35,21 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16, help="sweep.run's batch, if it takes one (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="sweep.run's processes for the PsFuture part")
-    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_precision")
+    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_precision_test400")
     args = ap.parse_args(argv)
 
     import torch
     from tqdm import tqdm
 
-    from psfuture import significance, sweep
+    from psfuture.experiments import significance, sweep
     from psfuture.errors import PsFutureError
-    from psfuture.model import load_model
+    from psfuture.backends import load
     from psfuture.policies import PsFuture
 
     torch.set_num_threads(args.threads)
     try:
-        models = {p: load_model(args.model, dtype=p.split("+")[0], quantize=(p.split("+") + [None])[1])
+        spec = ModelSpec.from_args(args)
+        models = {p: load(spec.replace(dtype=p.split("+")[0], quantize=(p.split("+") + ["none"])[1]))
                   for p in args.precisions}
     except PsFutureError as e:
         sys.exit(f"error: {e}")
@@ -101,7 +103,7 @@ def main(argv=None) -> None:
               "threads": args.threads, "torch": torch.__version__,
               "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
               "load_average_1min": [round(x, 2) for x in load], "command": command, "results": list(rows.values())}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)  # a folder: result.{json,md}
 
     def label(n, full):
         return f"all {n}" if n == full else f"first {n} (a sample)"
@@ -136,9 +138,9 @@ def main(argv=None) -> None:
                 result.setdefault("bootstrap", []).append({"precision": p, "part": part, "delta": round(c.delta, 2),
                                                            "ci": [round(x, 2) for x in c.ci], "p": round(c.p, 4)})
                 lines.append(f"| {p} | {part} | {c.delta:+.2f} | [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}] | {c.p:.3f} |")
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(args.out.with_suffix(".md").read_text())
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "result.md").write_text("\n".join(lines) + "\n")
+    print((args.out / "result.md").read_text())
 
 
 if __name__ == "__main__":

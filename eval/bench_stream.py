@@ -14,7 +14,7 @@ Each server setup is a --workers / --threads pair (the lists are zipped); by def
     python eval/bench_stream.py                       # shipped model, 1..32 streams, both setups
     python eval/bench_stream.py --model DIR --levels 1 4 16 --seconds 20 --workers 1 --threads 1
 
-Writes eval/results/bench_stream.{json,md}. A benchmark, not a test: numbers depend on the machine.
+Writes eval/results/bench_stream_test500/result.{json,md}. A benchmark, not a test: numbers depend on the machine.
 """
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def start_server(args, workers: int, threads: int, dtype: str) -> tuple[subproce
         cmd += ["--model", str(args.model)]
     if args.threshold is not None:
         cmd += ["--threshold", str(args.threshold)]
-    cmd += ["--dtype", dtype] + (["--quantize", args.quantize] if args.quantize else [])
+    cmd += ["--dtype", dtype, "--device", args.device] + (["--quantize", args.quantize] if args.quantize else [])
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     for line in proc.stderr:
         found = re.search(r"serving on http://[^:]+:(\d+)/", line)
@@ -287,11 +287,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[2, 1],
                    help="torch threads per process of each setup (default: %(default)s)")
     p.add_argument("--note", default="", help="a label printed atop the table, e.g. 'under load: ...'")
-    p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream")
+    p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "bench_stream_test500")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--dtype", nargs="+", default=["float32"],
                    help="compute precision of each setup, zipped with --workers/--threads (default: %(default)s)")
     p.add_argument("--quantize", default=None, help="quantization, every setup (default: none)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, every setup (default: %(default)s)")
     args = p.parse_args()
     lists = (args.workers, args.threads, args.dtype)
     n = max(map(len, lists))
@@ -324,9 +325,9 @@ def main() -> None:
         "setups": results,
         "best": {k: best[k] for k in ("workers", "threads", "dtype", "max_streams_keeping_up")},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(result))
+    args.out.mkdir(parents=True, exist_ok=True)  # a folder: result.{json,md}
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "result.md").write_text(markdown(result))
     print(markdown(result))
 
 

@@ -6,11 +6,11 @@ sentence against this CPU's matmul rate.
     python eval/bench_sweep.py --limit 0 --every 10    # every 10th sentence of the whole test set
     python eval/bench_sweep.py --dtype float32 --jobs 1   # batching alone
 
-Each row streams the same sentences through psfuture.sweep.run(memo=True) in each setup, back to back
+Each row streams the same sentences through psfuture.experiments.sweep.run(memo=True) in each setup, back to back
 (machine load affects all alike): batch 1 in float32 (the old sweep), batch N, then + --dtype, then
 + --jobs processes; it checks that batch N gives batch 1's translations and delays, and N processes
 one process's. FLOPs are counted by torch's FlopCounterMode on the first --flop-limit sentences.
-Writes eval/results/bench_sweep.{md,json}. A benchmark, not a test: numbers depend on the machine.
+Writes eval/results/bench_sweep_test_every20/result.{md,json}. A benchmark, not a test: numbers depend on the machine.
 """
 import argparse
 import json
@@ -39,31 +39,33 @@ def matmul_rate(threads: int, dtype: str = "float32") -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: the shipped model)")
+    from psfuture.backends import ModelSpec
+    ModelSpec.add_args(ap)
+    ap.set_defaults(dtype="bfloat16")  # --dtype is the precision lever below (float32: none)
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
     ap.add_argument("--limit", type=int, default=200, help="first N sentences (0: all)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    ap.add_argument("--dtype", default="bfloat16", help="the precision lever (float32: none)")
     ap.add_argument("--jobs", type=int, default=2, help="the processes lever (1: none)")
     ap.add_argument("--every", type=int, default=1, help="every Kth sentence of the first --limit (a sample "
                                                          "with the set's lengths)")
     ap.add_argument("--flop-limit", type=int, default=20)
     ap.add_argument("--runs", default="offline,waitk,la,alignatt,psfuture,grid",
                     help="which rows to run (comma-separated; the relative-cost table needs psfuture and its peers)")
-    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_sweep")
+    ap.add_argument("--out", type=Path, default=ROOT / "eval/results/bench_sweep_test_every20")
     args = ap.parse_args(argv)
 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from psfuture import sweep
-    from psfuture.model import load_model
+    from psfuture.experiments import sweep
+    from psfuture.backends import load
     from psfuture.policies import AlignAtt, LocalAgreement, Offline, PsFuture, WaitK
 
     torch.set_num_threads(args.threads)
-    models = {d: load_model(args.model, dtype=d) for d in dict.fromkeys(["float32", args.dtype])}
+    spec = ModelSpec.from_args(args)
+    models = {d: load(spec.replace(dtype=d)) for d in dict.fromkeys(["float32", args.dtype])}
     model = models["float32"]
     corpus = sweep.read_corpus(args.src, args.ref, args.limit or None)
     if args.every > 1:
@@ -125,7 +127,7 @@ def main(argv=None) -> None:
     lines = ["# Sweep throughput: what each lever gives (eval/bench_sweep.py)", "",
              f"`{shlex.join([sys.executable.split('/')[-1], 'eval/bench_sweep.py', *(argv or sys.argv[1:])])}`", "",
              f"- model: `{model.info.get('name')}` sha256 `{model.info.get('sha256')}`; corpus {corpus.name} "
-             f"({len(corpus)} sentences); torch threads {args.threads} per process; memo on (psfuture.sweep.run(memo=True))",
+             f"({len(corpus)} sentences); torch threads {args.threads} per process; memo on (psfuture.experiments.sweep.run(memo=True))",
              f"- setups, each adding one lever to the one before: " + "; ".join(
                  f"**{n}** ({d}, batch {b}, {j} process{'es' * (j > 1)})" for n, d, b, j in setups),
              f"- machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
@@ -158,9 +160,9 @@ def main(argv=None) -> None:
         o = by[other]
         lines.append(f"| {other} | {o['sent_per_s'][names[1]] / ps['sent_per_s'][names[1]]:.2f}x | "
                      f"{ps['gflop_per_sentence'] / o['gflop_per_sentence']:.2f}x |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "matmul_gflops": peak,
+    args.out.mkdir(parents=True, exist_ok=True)  # a folder: result.{json,md}
+    (args.out / "result.md").write_text("\n".join(lines) + "\n")
+    (args.out / "result.json").write_text(json.dumps({"rows": rows, "matmul_gflops": peak,
                                                          "matmul_gflops_bf16": peak_bf16}, indent=1) + "\n")
     print("\n".join(lines))
 

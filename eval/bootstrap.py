@@ -2,12 +2,12 @@
 """Paired bootstrap at equal latency for sweeps already on disk (results.json keeps every
 prediction): each PsFuture curve against every other curve at AL 2/3/4 and LAAL 3/4.
 
-    python eval/bootstrap.py eval/results/sweep_p2f --limit 100
+    python eval/bootstrap.py eval/results/sweep_p2f_test100 --limit 100
     python eval/bootstrap.py DIR_A DIR_B --src data/corpus/valid.de --ref data/corpus/valid.en --limit 400 --out F
 
 Several folders (sweeps of the same sentences, e.g. of different models) are compared as one sweep; a folder
 swept on the whole set is re-scored on its first --limit sentences, to pair with sweeps of those.
-Writes <first dir>/bootstrap.md or --out (psfuture.significance; sacrebleu's test, 1,000 resamples, seed 12345).
+Writes <first dir>/bootstrap.md or --out (psfuture.experiments.significance; sacrebleu's test, 1,000 resamples, seed 12345).
 """
 import argparse
 import sys
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, help="the --limit the sweeps ran with (a whole-set sweep is cut to it)")
     args = ap.parse_args(argv)
 
-    from psfuture import report, sweep
+    from psfuture.experiments import report, sweep
     from psfuture.errors import PsFutureError
 
     results = [r for d in args.sweep for r in report.read_table(d / "results")]

@@ -4,7 +4,8 @@
     python eval/offline_bleu.py                                  # shipped model, GNOME test set
     python eval/offline_bleu.py --model checkpoints/p2f --beams 1 4
 
-Writes eval/results/offline_bleu_<model name>.{json,md}; the model card quotes these files.
+Writes eval/results/offline_bleu_<model name, - as _>_test_full/result.{json,md} (or --out DIR); the model card
+quotes these files.
 """
 import argparse
 import json
@@ -30,29 +31,28 @@ def translate_all(model, sources: list[str], beam: int, chunk: int = 64) -> list
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="model directory (default: the shipped checkpoints/offline)")
     ap.add_argument("--src", type=Path, default=ROOT / "data/corpus/test.de")
     ap.add_argument("--ref", type=Path, default=ROOT / "data/corpus/test.en")
     ap.add_argument("--beams", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--limit", type=int)
-    ap.add_argument("--out", type=Path, default=ROOT / "eval/results")
+    ap.add_argument("--out", type=Path, help="output folder (default: eval/results/offline_bleu_<model>_test_full)")
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    from psfuture.precision import add_precision_args, precision_kwargs
-    add_precision_args(ap)
+    from psfuture.backends.base import ModelSpec
+    ModelSpec.add_args(ap)
     args = ap.parse_args(argv)
     for f in (args.src, args.ref):
         if not f.is_file():
             sys.exit(f"error: {f} not found; build the corpus with `python scripts/build_data.py` or pass --src/--ref")
 
     from psfuture.errors import PsFutureError
-    from psfuture.model import load_model
-    from psfuture.sweep import bleu, read_corpus
+    from psfuture.backends import load
+    from psfuture.experiments.sweep import bleu, read_corpus
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     try:
-        model = load_model(args.model, **precision_kwargs(args))
+        model = load(ModelSpec.from_args(args))
     except PsFutureError as e:
         sys.exit(f"error: {e}")
     corpus = read_corpus(args.src, args.ref, args.limit)
@@ -70,8 +70,9 @@ def main(argv=None) -> None:
               if args.src.is_relative_to(ROOT) else str(args.src), "sentences": len(corpus.sources),
               "hardware": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores", "results": rows,
               "command": "python eval/offline_bleu.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"offline_bleu_{meta['name']}"
+    out = args.out or ROOT / "eval/results" / f"offline_bleu_{meta['name'].replace('-', '_')}_test_full"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / "result"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Offline BLEU: {meta['name']}", "",
              f"Model sha256 `{meta['sha256']}`; test set `{result['test_set']}` ({len(corpus.sources)} sentences); "

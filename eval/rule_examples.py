@@ -9,9 +9,9 @@ import argparse
 
 import torch
 
-from psfuture.model import load_model
+from psfuture.backends import ModelSpec, load
 from psfuture.policies import Offline, PsFuture
-from psfuture.sweep import stream
+from psfuture.experiments.sweep import stream
 
 SENTENCES = ["Die Orks haben das Dorf im Norden angegriffen.",
              "Wenn Sie die Datei speichern wollen, klicken Sie auf Speichern."]
@@ -21,10 +21,10 @@ CONFIGS = [Offline(), PsFuture(), PsFuture(divergence="cos", threshold=0.03), Ps
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="checkpoints/offline")
+    ModelSpec.add_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model = load_model(args.model)
+    model = load(ModelSpec.from_args(args))
     default = PsFuture().settings()
     print(f"model {model.info.get('name')} sha256 {model.info.get('sha256')}\n")
     print("| configuration | output | delays |\n|---|---|---|")

@@ -7,7 +7,8 @@
     python eval/sweep.py --model checkpoints/offline --model checkpoints/p2f   # PsFuture on P2F vs offline
 
 Writes <out>/results.{csv,json}, ablation.{csv,json}, sweep.md and bleu_latency.png
-(see psfuture/sweep.py for how each number is computed).
+(see psfuture/experiments/sweep.py for how each number is computed). Model options (--device, --dtype, ...)
+are a ModelSpec's, the same on every front end.
 """
 import argparse
 import sys
@@ -18,11 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def routed(models, future, grid):
     from psfuture.errors import ConfigError
-    from psfuture.routing import TwoModels
+    from psfuture.backends.wrappers import TwoModels
 
     psfuture = [p for p in grid if p.name == "psfuture"]
-    wrapped = [TwoModels(m, future, psfuture[0]) for m in models]
-    if not all(w.routes(p) for w in wrapped for p in psfuture):
+    tails = psfuture[0].future_tails(future.vocab)
+    wrapped = [TwoModels(m, future, tails) for m in models]
+    if any(p.future_tails(future.vocab) != tails for p in psfuture):
         raise ConfigError("--future-model: every PsFuture configuration must ask the same pseudo-futures "
                           "(placeholder, k, futures, future_eos); sweep those one at a time")
     return wrapped
@@ -30,13 +32,13 @@ def routed(models, future, grid):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from psfuture.backends.base import ModelSpec
+    ModelSpec.add_args(ap, path_flag=None)
     ap.add_argument("--model", action="append", default=[],
                     help="model directory (default: $PSFUTURE_MODEL or checkpoints/offline); repeat it to compare "
                          "models in one table and plot: the first runs --policies, the others --other-policies")
-    ap.add_argument("--src-lang", help="source language code of multilingual transformers models (NLLB deu_Latn)")
-    ap.add_argument("--tgt-lang", help="target language code of multilingual transformers models (NLLB eng_Latn)")
     ap.add_argument("--future-model", help="answer PsFuture's pseudo-future pass with this model and every other "
-                                           "query with --model (psfuture.routing.TwoModels); the PsFuture "
+                                           "query with --model (psfuture.backends.wrappers.TwoModels); the PsFuture "
                                            "configurations must ask the same pseudo-futures")
     ap.add_argument("--src", default=ROOT / "data/corpus/test.de", type=Path)
     ap.add_argument("--ref", default=ROOT / "data/corpus/test.en", type=Path)
@@ -76,24 +78,23 @@ def main(argv=None) -> None:
     ap.add_argument("--max-len-b", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     ap.add_argument("--no-progress", action="store_true")
-    from psfuture.precision import add_precision_args, precision_kwargs
-    add_precision_args(ap)
     args = ap.parse_args(argv)
 
     import torch
 
     from psfuture.errors import ConfigError, PsFutureError
-    from psfuture.model import load_model
+    from psfuture.backends import load
     from psfuture.policies import PsFuture
-    from psfuture import chunks, report, sweep
+    from psfuture.experiments import chunks, report, sweep
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        models = [load_model(m, src_lang=args.src_lang, tgt_lang=args.tgt_lang, **precision_kwargs(args))
-                  for m in args.model or [None]]
+        spec = ModelSpec.from_args(args, path=None)
+        models = [load(spec.replace(path=m)) for m in args.model or [None]]
         if args.future_model:
-            models = routed(models, load_model(args.future_model, **precision_kwargs(args)), sweep.main_grid(args.grid))
+            models = routed(models, load(spec.replace(path=args.future_model, src_lang=None, tgt_lang=None)),
+                            sweep.main_grid(args.grid))
         names = [m.info["name"] for m in models]
         if len(set(names)) < len(names):
             raise ConfigError(f"two models share a name ({', '.join(names)}); the tables tell models apart by "
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         progress = not args.no_progress
         # Each finished batch is kept under <out>/chunks until the tables are written: the same command
-        # started again after a kill resumes there (psfuture.chunks).
+        # started again after a kill resumes there (psfuture.experiments.chunks).
         cap = {"max_len_a": args.max_len_a, "max_len_b": args.max_len_b, "resume": out / "chunks"}
         if args.target_al is not None:
             variants = [p for p in sweep.parse_grid(args.grid, [PsFuture()]) if p.name == "psfuture"]
@@ -116,10 +117,13 @@ def main(argv=None) -> None:
                                   **cap)
             cal.save(out / "calibration.json")
             chunks.clear(out / "chunks")
-            threshold = cal.threshold("psfuture", args.target_al)
-            print(f"threshold {threshold:.4g} for AL {args.target_al} on {dev.name} "
-                  f"({', '.join(f'{t:g}->AL {a:.2f}' for a, t in sorted(cal.points))}); "
-                  f"saved {out / 'calibration.json'} (copy it into the model directory to serve target_al)")
+            points = ", ".join(f"{t:g}->AL {a:.2f}" for a, t in sorted(cal.points))
+            try:
+                found = f"threshold {cal.threshold('psfuture', args.target_al):.4g} for AL {args.target_al}"
+            except ConfigError as e:  # the calibration is still worth saving: other target ALs fit it
+                found = f"warning: {e}"
+            print(f"{found} on {dev.name} ({points}); saved {out / 'calibration.json'} (copy it into the model "
+                  "directory to serve target_al)")
             return
         corpus = sweep.read_corpus(args.src, args.ref, args.limit)
         thresholds = sweep.parse_thresholds(args.thresholds)

@@ -1,17 +1,10 @@
-"""psfuture: simultaneous German->English translation with the PsFuture read/write policy."""
-import argparse
-import logging
+"""psfuture: simultaneous German->English translation with the PsFuture read/write policy.
 
-import torch
+Importing the package loads nothing heavy (no torch): the serving protocol and the CLI's argument
+parsing stay fast. The library:
 
+    from psfuture.model import load_model       # or psfuture.backends: ModelSpec, load
+    from psfuture.policies import make_policy
+    from psfuture.session import Session
+"""
 __version__ = "0.1.0"
-
-# fairseq checkpoints pickle an argparse.Namespace; torch>=2.6 refuses it unless allow-listed.
-torch.serialization.add_safe_globals([argparse.Namespace])
-
-
-def _quiet_fairseq_logging() -> None:
-    # `import fairseq` sets the root logger to DEBUG, flooding every user of the library.
-    root = logging.getLogger()
-    if root.level == logging.DEBUG:
-        root.setLevel(logging.WARNING)

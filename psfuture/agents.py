@@ -17,12 +17,11 @@ from typing import ClassVar
 from simuleval.agents import TextToTextAgent
 from simuleval.agents.actions import ReadAction, WriteAction
 
-from psfuture.model import Model, load_model
-from psfuture.precision import add_precision_args, precision_kwargs
+from psfuture.backends import ModelBackend, ModelSpec, load
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, Policy, PsFuture, WaitK
 from psfuture.session import Session, State
 
-_MODELS: dict[tuple, Model] = {}  # one loaded model per checkpoint, shared by agents in a process
+_MODELS: dict[ModelSpec, ModelBackend] = {}  # one loaded model per checkpoint, shared by agents in a process
 
 
 def _flag(value: str) -> bool:
@@ -55,25 +54,19 @@ class SessionAgent(TextToTextAgent):
     policy_class: ClassVar[type[Policy]]
 
     def __init__(self, args: argparse.Namespace):
-        langs = {"src_lang": getattr(args, "src_lang", None), "tgt_lang": getattr(args, "tgt_lang", None)}
-        key = (str(args.checkpoint), *langs.values(), args.dtype, args.quantize)
-        if key not in _MODELS:
-            _MODELS[key] = load_model(args.checkpoint, **langs, **precision_kwargs(args))
-        self.model = _MODELS[key]
+        spec = ModelSpec.from_args(args)
+        if spec not in _MODELS:
+            _MODELS[spec] = load(spec)
+        self.model = _MODELS[spec]
         self.rw_policy = policy_from_args(self.policy_class, args)
         self.max_len = (args.max_len_a, args.max_len_b)
         super().__init__(args)  # calls reset(), which needs the model and policy
 
     @classmethod
     def add_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--checkpoint", default=None,
-                            help="model directory, psfuture's or a transformers seq2seq model's "
-                                 "(default: $PSFUTURE_MODEL or the shipped checkpoints/offline)")
-        parser.add_argument("--src-lang", default=None, help="source language code of a multilingual transformers model")
-        parser.add_argument("--tgt-lang", default=None, help="target language code of a multilingual transformers model")
+        ModelSpec.add_args(parser, path_flag="--checkpoint")
         parser.add_argument("--max-len-a", type=float, default=2.0, help="target cap: a * source pieces + b")
         parser.add_argument("--max-len-b", type=int, default=10)
-        add_precision_args(parser)
         add_policy_args(parser, cls.policy_class)
 
     def reset(self) -> None:
@@ -84,7 +77,8 @@ class SessionAgent(TextToTextAgent):
         s, states = self.session, self.states
         new = states.source[len(s.source_words):]
         if s.state is State.READING:
-            # On the last word go straight to finishing, exactly as SimulEval presents it.
+            # On the last word go straight to finishing, exactly as SimulEval presents it (the CLI does the
+            # same with a line's last word, so both give the same English).
             s.push(new, run=not states.source_finished)
             if states.source_finished:
                 s.finish()

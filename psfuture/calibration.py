@@ -1,6 +1,6 @@
 """A model directory's PsFuture threshold calibration (calibration.json): dev-set (AL, threshold)
 points, so front ends can take a target latency instead of a threshold. Made by
-`eval/sweep.py --target-al` (psfuture.sweep.calibrate); loaded next to the model by every front end."""
+`eval/sweep.py --target-al` (psfuture.experiments.sweep.calibrate); loaded next to the model by every front end."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from psfuture.errors import ConfigError
+
+REACH = 0.5  # source words a target AL may lie beyond the calibrated range (it gets the end point's threshold)
 
 
 def interpolate(points: Sequence[tuple[float, float]], x: float) -> float | None:
@@ -59,6 +61,11 @@ class Calibration:
                               "calibrate those settings (eval/sweep.py --target-al AL --grid psfuture.SETTING=V)")
         if not (isinstance(target_al, (int, float)) and math.isfinite(target_al) and target_al > 0):
             raise ConfigError(f"target_al must be a positive number of source words, got {target_al!r}")
+        low, high = min(al for al, _ in self.points), max(al for al, _ in self.points)
+        if not low - REACH <= target_al <= high + REACH:
+            raise ConfigError(f"target_al={target_al:g} is outside this model's calibrated range: AL {low:.2f} to "
+                              f"{high:.2f} source words on {self.dev or 'its dev set'}; pick a value in it, give a "
+                              "threshold instead, or recalibrate over more thresholds (eval/sweep.py --target-al)")
         return pick_threshold(self.points, target_al)
 
     __call__ = threshold  # the (policy, target_al) -> threshold callable the front ends take

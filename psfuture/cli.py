@@ -10,10 +10,9 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 
-from .precision import add_precision_args, precision_kwargs
-from .protocol import Limits, StreamSettings, WordBuffer
+from psfuture.backends.base import ModelSpec
+from psfuture.serve.protocol import Limits, StreamSettings, WordBuffer
 
 DEMO_SENTENCES = [
     "Im Anfang schuf Gott die Himmel und die Erde.",
@@ -52,12 +51,7 @@ def _port(text: str) -> int:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and policy (defaults: the shipped model, PsFuture)")
-    g.add_argument("--model", metavar="DIR", type=Path, default=None,
-                   help="model directory: psfuture's (checkpoint.pt, spm.model, ...) or a transformers seq2seq "
-                        "model's (config.json, ...); default: checkpoints/offline")
-    g.add_argument("--src-lang", default=None, help="source language code of a multilingual transformers model "
-                                                    "(NLLB deu_Latn, M2M100 de); default: the model's")
-    g.add_argument("--tgt-lang", default=None, help="target language code, likewise (eng_Latn, en)")
+    ModelSpec.add_args(g)
     g.add_argument("--policy", default=StreamSettings.policy,
                    help="read/write policy: psfuture, waitk, la, alignatt or offline (default: %(default)s)")
     g.add_argument("--threshold", type=float, default=None, help="PsFuture divergence threshold: lower waits longer")
@@ -65,7 +59,6 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="pick the threshold that aims at this average lagging (source words)")
     g.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", type=_option,
                    help="any other policy setting, e.g. --set k=3 for waitk, --set divergence=js (repeatable)")
-    add_precision_args(g)
     g.add_argument("--threads", type=_positive(int), default=1,
                    help="torch threads for the model (default: %(default)s, the fastest on a small shared machine)")
 
@@ -112,17 +105,25 @@ def _limits(args) -> Limits:
 
 
 def _load(args):
-    """The model, and the settings checked against the engine before anything starts."""
+    """The model, and the settings checked against the engine before anything starts. Says on stderr which
+    model runs where and in which precision (and why, when --dtype auto chose it)."""
+    from .backends import load
     from .errors import PsFutureError
-    from .model import load_model
+    from .serve.engine import build_policy
     try:
-        model = load_model(args.model, src_lang=args.src_lang, tgt_lang=args.tgt_lang, **precision_kwargs(args))
+        spec = ModelSpec.from_args(args)
+        model = load(spec)
         settings = _settings(args)
-        settings.to_policy(_calibration(model))
+        build_policy(settings, _calibration(model))
     except PsFutureError as e:
         raise CliError(str(e)) from None
     logging.getLogger().setLevel(args.log_level)  # importing fairseq resets the root logger
-    return model, settings
+    return spec, model, settings
+
+
+def _say_model(model) -> None:
+    from .backends import describe
+    print(f"psfuture: {describe(model)}", file=sys.stderr, flush=True)
 
 
 def _calibration(model):
@@ -177,7 +178,7 @@ class _Printer:
 
     def end(self, session) -> None:
         if self.timeline:
-            from .engine import _jsonable, average_lagging
+            from .serve.engine import _jsonable, average_lagging
             self._reads(len(self.source))
             al = average_lagging(list(session.delays), len(session.source_words))
             self.out.write(f"END   AL {al} source words; {json.dumps(_jsonable(session.stats))}\n\n")
@@ -189,25 +190,29 @@ class _Printer:
 def translate(args) -> int:
     import torch
 
+    from .serve.engine import build_policy
     from .session import Session
-    model, settings = _load(args)
+    _, model, settings = _load(args)
+    _say_model(model)
     torch.set_num_threads(args.threads)
-    policy = settings.to_policy(_calibration(model))
+    policy = build_policy(settings, _calibration(model))
     session, printer, buffer = None, None, WordBuffer()
 
-    def push(words):
+    def push(words, last: bool = False):
         nonlocal session, printer
         if not words:
             return
         if session is None:
             session, printer = Session(model, policy), _Printer(sys.stdout, args.timeline)
-        for word in words:  # one READ step per word, however the text arrived (as the server does)
-            session.push([word])
+        for i, word in enumerate(words):  # one READ step per word, however the text arrived (as the server does)
+            # ... except a line's last word when it comes with the line's end: it goes straight to the final
+            # decode, as SimulEval feeds an agent, so the CLI and the agents give the same English.
+            session.push([word], run=not (last and i == len(words) - 1))
             printer.words(session, session.pop())
 
-    def end(line_ended: bool):
+    def end(line_ended: bool, words=()):
         nonlocal session
-        push(buffer.flush())
+        push(list(words) + buffer.flush(), last=True)
         if session is not None:
             session.finish()
             printer.words(session, session.pop())
@@ -219,9 +224,10 @@ def translate(args) -> int:
     for chunk in _read_chunks(sys.stdin):
         lines = chunk.split("\n")
         for i, part in enumerate(lines):
-            push(buffer.feed(part if i == len(lines) - 1 else part + " "))
             if i < len(lines) - 1:
-                end(line_ended=True)  # a line is a sentence
+                end(line_ended=True, words=buffer.feed(part))  # a line is a sentence
+            else:
+                push(buffer.feed(part))
     end(line_ended=False)
     return 0
 
@@ -229,28 +235,28 @@ def translate(args) -> int:
 # --- serve -------------------------------------------------------------------------------------------------
 
 def serve(args) -> int:
-    from .server import EngineOptions, serve as run_server
-    from .supervisor import SupervisorError, WorkerConfig, listen, reserve, supervise
-    model, settings = _load(args)
-    try:  # one process: its listening socket; several: the port they will share (see psfuture.supervisor)
+    from .serve.server import EngineOptions, serve as run_server
+    from .serve.supervisor import SupervisorError, WorkerConfig, listen, reserve, supervise
+    spec, model, settings = _load(args)
+    try:  # one process: its listening socket; several: the port they will share (see psfuture.serve.supervisor)
         sock = listen(args.host, args.port) if args.workers == 1 else reserve(args.host, args.port)
     except OSError as e:
         raise CliError(_listen_error(args.host, args.port, e)) from None
     workers = f" with {args.workers} worker processes" if args.workers > 1 else ""
 
     def ready(server):
+        _say_model(model)
         port = sock.getsockname()[1]
         print(f"psfuture: serving on http://{args.host}:{port}/ (websocket at ws://{args.host}:{port}/ws){workers};"
               " Ctrl-C to stop", file=sys.stderr, flush=True)
 
     if args.workers == 1:
         asyncio.run(run_server(model=model, limits=_limits(args), defaults=settings, sock=sock, on_ready=ready,
-                               engine=EngineOptions(batch=args.batch, calibrate=_calibration(model),
-                                                    threads=args.threads)))
+                               engine=EngineOptions(batch=args.batch, threads=args.threads)))
         return 0
-    del model  # each worker loads its own; this one only checked that it loads
-    config = WorkerConfig(args.host, sock.getsockname()[1], None if args.model is None else str(args.model),
-                          _limits(args), settings, batch=args.batch, threads=args.threads, log_level=args.log_level)
+    # Each worker loads its own; this one only checked that it loads (and says what it is, once serving).
+    config = WorkerConfig(args.host, sock.getsockname()[1], spec, _limits(args), settings, batch=args.batch,
+                          threads=args.threads, log_level=args.log_level)
     try:
         supervise(args.workers, config, on_ready=ready)
     except SupervisorError as e:
@@ -279,8 +285,8 @@ def _listen_error(host: str, port: int, e: OSError) -> str:
 async def _demo(args, model, settings) -> None:
     from websockets.asyncio.client import connect
 
-    from .server import EngineOptions, StreamServer
-    options = EngineOptions(calibrate=_calibration(model), threads=args.threads)
+    from .serve.server import EngineOptions, StreamServer
+    options = EngineOptions(threads=args.threads)
     try:
         server = StreamServer(args.host, args.port, model=model, defaults=settings, engine=options)
         await server.start()
@@ -382,7 +388,8 @@ async def _demo_sentence(ws, sentence: str, wps: float, out, show_policy: bool) 
 
 
 def demo(args) -> int:
-    model, settings = _load(args)
+    _, model, settings = _load(args)
+    _say_model(model)
     try:
         asyncio.run(_demo(args, model, settings))
     except KeyboardInterrupt:

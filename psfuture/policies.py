@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Generator
 import torch
 
 from psfuture.errors import ConfigError
-from psfuture.model import Answer, Query, Vocab
+from psfuture.backends.base import Answer, Query, Vocab
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class PsFuture(Policy):
     (for models fine-tuned on prefixes without EOS, whose EOS means "the sentence is complete").
 
     Defaults are psfuture's choice from a one-factor-at-a-time ablation on the GNOME dev set
-    (eval/sweep_ablation_dev/sweep.md): one <unk>, no EOS after the prefix, KL(p||q); threshold 0.1
+    (eval/results/psfuture_ablation_dev100/sweep.md): one <unk>, no EOS after the prefix, KL(p||q); threshold 0.1
     gave AL ~3.7 there. More <unk>s, <s>, JS or total variation did not do better; <pad> is masked
     by the encoder, so it only tests EOS placement.
 
@@ -193,18 +193,22 @@ class PsFuture(Policy):
         if not (isinstance(self.min_read, int) and self.min_read >= 0):
             raise ConfigError(f"min_read={self.min_read!r}: source words before the first write must be an "
                               "integer >= 0")
-        if math.isnan(self.threshold):
-            raise ConfigError("threshold must be a number, not NaN")
+        if not (math.isfinite(self.threshold) and self.threshold >= 0):
+            raise ConfigError(f"threshold={self.threshold!r}: a divergence threshold must be a finite number >= 0 "
+                              "(0 writes only when the two distributions are identical; larger writes earlier)")
 
     def validate(self, vocab: Vocab) -> None:
         pseudo_future_ids(vocab, self.placeholder, self.k)
 
+    def future_tails(self, vocab: Vocab) -> tuple[tuple[int, ...], ...]:
+        """What each pseudo-future query appends to the source prefix (placeholders, then EOS if future_eos)."""
+        eos = (vocab.eos,) * self.future_eos
+        return tuple(pseudo_future_ids(vocab, self.placeholder, k) + eos for k in range(self.k, self.k + self.futures))
+
     def step(self, ctx: Context) -> Step:
         if not ctx.target and ctx.n_words < self.min_read:
             return Decision()
-        eos = (ctx.vocab.eos,) * self.future_eos
-        futures = [Query(ctx.src + pseudo_future_ids(ctx.vocab, self.placeholder, k) + eos, ctx.target)
-                   for k in range(self.k, self.k + self.futures)]
+        futures = [Query(ctx.src + tail, ctx.target) for tail in self.future_tails(ctx.vocab)]
         p, *qs = yield [Query(self.source(ctx), ctx.target), *futures]
         top = int(p.logprobs.argmax())
         if self.agree and any(int(q.logprobs.argmax()) != top for q in qs):

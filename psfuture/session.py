@@ -8,7 +8,7 @@
 
 push/finish do the model work synchronously (run them off an event loop if needed). For several
 streams at once, push(..., run=False) each and call run_batched(model, sessions): their model
-queries then go through Model.next_token together.
+queries then go through the model's next_token together.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Generator, Iterable, Sequence
 
 from psfuture.errors import SessionError
-from psfuture.model import Answer, Model, Query
+from psfuture.backends.base import Answer, ModelBackend, Query
 from psfuture.policies import Context, Policy, greedy
 
 
@@ -43,7 +43,7 @@ class Session:
     """See the module docstring. Target pieces are emitted as whole detokenized words: a word is
     complete when the next committed piece starts a new word, or at the end."""
 
-    def __init__(self, model: Model, policy: Policy, *, max_len_a: float = 2.0, max_len_b: int = 10):
+    def __init__(self, model: ModelBackend, policy: Policy, *, max_len_a: float = 2.0, max_len_b: int = 10):
         if not isinstance(policy, Policy):
             raise SessionError(f"policy must be a psfuture.policies.Policy, not {type(policy).__name__}")
         policy.validate(model.vocab)
@@ -200,7 +200,7 @@ class Session:
             self._delays.append(len(self._source_ids))
 
 
-def run_batched(model: Model, sessions: Sequence[Session]) -> None:
+def run_batched(model: ModelBackend, sessions: Sequence[Session]) -> None:
     """Do the pending model work of several sessions, batching their queries into shared model calls.
     Each session's stats count every call it took part in."""
     works = {}

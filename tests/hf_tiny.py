@@ -11,7 +11,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def build_tiny_marian(out: Path, *, steps: int = 300, seed: int = 0) -> Path:
     import sentencepiece as spm
 
-    from psfuture.hf_model import _transformers
+    from psfuture.backends.hf import _transformers
 
     tf = _transformers()
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def build_tiny_m2m100(out: Path, spm_model: Path) -> Path:
     """A randomly initialised M2M100 (the NLLB/M2M family: language tags, positions from ids) with its tokenizer."""
     import sentencepiece as spm
 
-    from psfuture.hf_model import _transformers
+    from psfuture.backends.hf import _transformers
 
     tf = _transformers()
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from psfuture import agents
 from psfuture.model import load_model
 from psfuture.policies import PsFuture
-from psfuture.sweep import stream
+from psfuture.experiments.sweep import stream
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 METRICS = ("BLEU", "LAAL", "AL", "AP", "DAL", "ATD")

@@ -12,10 +12,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from psfuture.cli import main
+from psfuture.experiments.sweep import stream
 from psfuture.model import load_model
 from psfuture.policies import make_policy
 from psfuture.session import Session
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 GERMAN = ["Im Anfang schuf Gott die Himmel und die Erde.", "Und Gott sah das Licht, dass es gut war."]
 
 
@@ -26,14 +28,12 @@ def psfuture(*args, stdin="", timeout=120):
 
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir):
-    """Each sentence read a word at a time by a Session with the waitk policy: words and delays."""
+    """Each sentence read a word at a time by a Session with the waitk policy, as SimulEval feeds an agent (a
+    line's last word comes with its end): words and delays."""
     model = load_model(tiny_model_dir)
     out = []
     for sentence in GERMAN:
-        session = Session(model, make_policy("waitk", k=2))
-        for word in sentence.split():
-            session.push([word])
-        session.finish()
+        session = stream(model, make_policy("waitk", k=2), sentence)
         out.append((list(session.target_words), list(session.delays)))
     return out
 
@@ -75,12 +75,20 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
     (["serve", "--workers", "0"], 2, "--workers: must be a finite number > 0"),
     (["serve", "--idle-timeout", "nan"], 2, "--idle-timeout: must be a finite number > 0"),
     (["translate", "--target-al", "inf"], 2, "--target-al: must be a finite number > 0"),
-    (["serve", "--threshold", "nan"], 1, "threshold must be a number, not NaN"),
+    (["serve", "--threshold", "nan"], 1, "threshold=nan: a divergence threshold must be a finite number >= 0"),
+    (["translate", "--threshold", "-1"], 1, "threshold=-1.0: a divergence threshold must be a finite number >= 0"),
+    (["translate", "--model", str(ROOT / "checkpoints/offline"), "--target-al", "100"], 1,
+     "target_al=100 is outside this model's calibrated range"),
+    (["serve", "--device", "cuda"], 1, "CUDA is not available here"),
+    (["translate", "--device", "gpu"], 1, "unknown device 'gpu'; use cpu, cuda or cuda:N"),
     (["serve", "--set", "k=-1", "--policy", "waitk"], 1, "k"),
     (["serve", "--host", "no-such-host.invalid"], 1, "--host must be a name or address of this machine"),
     ([], 2, "required"),
 ])
-def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, args, code, message):
+def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, monkeypatch, args, code, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
     if args and "--model" not in args:
         args = args + ["--model", str(tiny_model_dir)]
     try:
@@ -145,3 +153,34 @@ def test_demo_streams_the_samples_and_points_to_the_page(tiny_model_dir, referen
         " ".join(words) for words, _ in reference]
     assert "de  Im Anfang" in r.stdout and "read," in r.stdout
     assert "http://127.0.0.1:0/" not in r.stdout and "psfuture serve" in r.stdout
+
+
+def test_translate_says_which_model_device_and_precision_auto_chose(tiny_model_dir):
+    r = psfuture("translate", "--model", str(tiny_model_dir), "--dtype", "auto", stdin=GERMAN[0] + "\n")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"psfuture: model tiny-test-model \(sha256 [0-9a-f]{12}\) on cpu, (bfloat16|float32) "
+                     r"\(auto chose (bfloat16|float32): this CPU (computes bfloat16 natively|has no native bfloat16)\)",
+                     r.stderr), r.stderr
+
+
+def test_the_cli_and_the_simuleval_agent_write_the_same_english(tiny_model_dir, tmp_path):
+    """The same model, policy and settings: the same words with the same delays, sentence for sentence."""
+    from psfuture import agents
+
+    lines = (ROOT / "tests/fixtures/tiny.de").read_text(encoding="utf-8").splitlines()[200:210]
+    refs = (ROOT / "tests/fixtures/tiny.en").read_text(encoding="utf-8").splitlines()[200:210]
+    (tmp_path / "src.de").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "ref.en").write_text("\n".join(refs) + "\n", encoding="utf-8")
+    for settings in ({}, {"threshold": 0.3}):
+        flags = [x for k, v in settings.items() for x in ("--" + k, str(v))]
+        r = psfuture("translate", "--timeline", "--model", str(tiny_model_dir), *flags, stdin="\n".join(lines) + "\n")
+        assert r.returncode == 0, r.stderr
+        cli = [[(m.group(1), int(m.group(2))) for m in re.finditer(r"WRITE (\S+)\t\(after (\d+) source words\)", block)]
+               for block in r.stdout.split("END")[:-1]]
+        out = tmp_path / f"agent{len(settings)}"
+        agents.evaluate(agents.PsFutureAgent, {"source": tmp_path / "src.de", "target": tmp_path / "ref.en",
+                                               "checkpoint": tiny_model_dir, "output": out, "no_progress_bar": True,
+                                               **settings})
+        logged = [json.loads(line) for line in (out / "instances.log").read_text().splitlines()]
+        agent = [list(zip(x["prediction"].split(), x["delays"])) for x in logged]
+        assert cli == agent

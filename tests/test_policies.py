@@ -65,12 +65,18 @@ def test_top1_disagreement():
     assert divergence("top1", dist(0.6, 0.4), dist(0.4, 0.6)) == 1.0
 
 
+@pytest.mark.parametrize("threshold", [-0.5, float("nan"), float("inf")])
+def test_thresholds_out_of_range_are_refused(threshold):
+    with pytest.raises(ConfigError, match="finite number >= 0"):
+        PsFuture(threshold=threshold)
+
+
 @pytest.mark.parametrize("div,threshold,write", [
     ("kl", KL_PQ + 1e-3, True), ("kl", KL_PQ - 1e-3, False),
     ("rkl", KL_QP + 1e-3, True), ("rkl", KL_QP - 1e-3, False),
     ("tv", 0.41, True), ("tv", 0.39, False),
     ("js", JS + 1e-3, True), ("js", JS - 1e-3, False),
-    ("top1", 0.0, True), ("top1", -0.5, False),
+    ("top1", 0.0, True),  # the two agree on the top token (top1 disagreement: test_top1_disagreement)
     ("cos", COS + 1e-3, True), ("cos", COS - 1e-3, False),
 ])
 def test_psfuture_writes_top_prefix_token_iff_divergence_within_threshold(div, threshold, write):

@@ -8,7 +8,7 @@ from psfuture.errors import SessionError
 from psfuture.model import Answer, Vocab, load_model
 from psfuture.policies import AlignAtt, LocalAgreement, Offline, PsFuture, WaitK
 from psfuture.session import Session, State, run_batched
-from psfuture.sweep import stream  # SimulEval's feeding order: the last word comes with the end
+from psfuture.experiments.sweep import stream  # SimulEval's feeding order: the last word comes with the end
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 SYMBOLS = ["<s>", "<pad>", "</s>", "<unk>"] + [f"s{i}" for i in range(10)] + [f"\u2581t{i}" for i in range(10)] + ["x"]
@@ -121,7 +121,7 @@ def model(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
-@pytest.mark.parametrize("policy", [Offline(), WaitK(k=100), PsFuture(threshold=-1)], ids=str)
+@pytest.mark.parametrize("policy", [Offline(), WaitK(k=100), PsFuture(min_read=1000)], ids=str)
 def test_most_lenient_setting_equals_offline_greedy(model, policy):
     for sentence in SENTENCES:
         s = stream(model, policy, sentence, **CAP)

@@ -7,7 +7,7 @@ import pytest
 
 from psfuture.model import load_model
 from psfuture.policies import make_policy
-from psfuture.server import StreamServer
+from psfuture.serve.server import StreamServer
 from psfuture.session import Session
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")

@@ -4,11 +4,11 @@ import torch
 
 pytest.importorskip("ctranslate2", reason="the ct2 extra is not installed")
 
-from psfuture.ct2_model import CT2Model, convert  # noqa: E402
+from psfuture.backends.ct2 import CT2Model, convert  # noqa: E402
 from psfuture.errors import ConfigError  # noqa: E402
 from psfuture.model import Query, load_model  # noqa: E402
 from psfuture.policies import PsFuture  # noqa: E402
-from psfuture.sweep import stream  # noqa: E402
+from psfuture.experiments.sweep import stream  # noqa: E402
 
 GERMAN = ["Im Anfang schuf Gott die Himmel und die Erde.", "Und Gott sah das Licht, dass es gut war."]
 CAP = {"max_len_a": 1.0, "max_len_b": 5}

@@ -1,4 +1,4 @@
-"""A Hugging Face transformers seq2seq model behind the interface of psfuture.model.Model.
+"""The transformers adapter: a Hugging Face seq2seq model behind the contract of psfuture.backends.base.
 
 Id conventions, mapped here so that policies see the same thing as with fairseq models:
   * Query.src is the source without language tags; the encoder sees `src_prefix + src`, where
@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 import torch
 
 from psfuture.errors import ConfigError, ModelLoadError
-from psfuture.model import Answer, Query, Vocab, check_attn_layers, missing_sources, sha256
+from psfuture.backends.base import (Answer, ModelSpec, Query, Vocab, check_attn_layers, missing_sources, sha256,
+                                    streams_cache_size)
 
 # model_type values whose logits are lm_head(decoder output) (+ final_logits_bias) and whose decoder
 # has an absolute position embedding module; others (T5's relative positions, ...) are not supported.
@@ -36,16 +37,6 @@ WORD_STARTS = ("\u2581", "\u0120")  # SentencePiece's and byte-level BPE's word-
 
 
 def _transformers():
-    try:
-        import torchaudio  # noqa: F401  (fairseq's dependency; a build for another torch fails to load)
-    except (ImportError, OSError):
-        try:
-            import transformers.utils as tu
-            import transformers.utils.import_utils as iu
-        except ImportError:
-            tu = iu = None
-        if tu is not None:  # else transformers would import the broken torchaudio for audio helpers
-            iu.is_torchaudio_available = tu.is_torchaudio_available = lambda: False
     try:
         import transformers
     except ImportError as e:
@@ -56,8 +47,8 @@ def _transformers():
     return transformers
 
 
-def load_hf_model(d: Path, *, device: str = "cpu", incremental: bool = True, cache_size: int = 64,
-                  src_lang: str | None = None, tgt_lang: str | None = None) -> "HFModel":
+def load_hf(d: Path, spec: ModelSpec) -> "HFModel":
+    device, src_lang, tgt_lang = spec.device, spec.src_lang, spec.tgt_lang
     tf = _transformers()
     try:
         config = tf.AutoConfig.from_pretrained(d, local_files_only=True)
@@ -92,8 +83,9 @@ def load_hf_model(d: Path, *, device: str = "cpu", incremental: bool = True, cac
     info.setdefault("sha256", sha256(weights[0]) if weights else "")
     info.setdefault("name", d.name)
     info.update(path=str(d), kind="transformers", model_type=kind, src_lang=src_lang, tgt_lang=tgt_lang)
-    return HFModel(net.to(device).eval(), tok, info, device=device, incremental=incremental,
-                   cache_size=cache_size, tgt_lang=tgt_lang)
+    info["precision"] = "float32"
+    return HFModel(net.to(device).eval(), tok, info, device=device, incremental=spec.incremental,
+                   cache_size=spec.cache_size, tgt_lang=tgt_lang)
 
 
 def _lang_id(tok, lang: str) -> int:
@@ -119,7 +111,7 @@ def _special_around(tok) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 class HFModel:
-    """See the module docstring; the public members are those of psfuture.model.Model."""
+    """See the module docstring; the public members are the contract's (psfuture.backends.base.ModelBackend)."""
 
     def __init__(self, net, tokenizer, info: dict, *, device: str = "cpu", incremental: bool = True,
                  cache_size: int = 64, tgt_lang: str | None = None):
@@ -178,6 +170,9 @@ class HFModel:
     def clear_cache(self) -> None:
         self._enc.clear()
         self._dec.clear()
+
+    def reserve(self, streams: int) -> None:
+        self.cache_size = max(self.cache_size, streams_cache_size(streams))
 
     # ---- positions ----------------------------------------------------------------------------
     def _row_positions(self, module, args, out):

@@ -10,8 +10,8 @@ from websockets.exceptions import ConnectionClosed
 
 from psfuture.model import load_model
 from psfuture.policies import make_policy
-from psfuture.protocol import Limits
-from psfuture.server import EngineOptions, StreamServer
+from psfuture.serve.protocol import Limits
+from psfuture.serve.server import EngineOptions, StreamServer
 from psfuture.session import Session
 
 SENTENCES = [
@@ -29,11 +29,13 @@ def model(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
-def offline(model, sentence, policy="psfuture", **settings):
-    """What the engine writes for the sentence read a word at a time: the reference for every stream."""
+def offline(model, sentence, policy="psfuture", how="words", **settings):
+    """What the engine writes for the sentence read a word at a time: the reference for every stream. A last
+    word sent without whitespace after it comes with the end and goes straight to the final decode."""
     session = Session(model, make_policy(policy, **settings))
-    for word in sentence.split():
-        session.push([word])
+    words = sentence.split()
+    for i, word in enumerate(words):
+        session.push([word], run=how == "words" or i < len(words) - 1)
     session.finish()
     return list(session.target_words), list(session.delays)
 
@@ -116,8 +118,8 @@ def test_concurrent_clients_get_exactly_the_offline_translation(model, batch):
         async with StreamServer(port=0, model=model, engine=EngineOptions(batch=batch)) as server:
             return await asyncio.gather(*[translate(server.port, s, how, **p) for s, how, p in cases])
 
-    for (sentence, _, settings), (_, done, words) in zip(cases, run(main())):
-        expected_words, expected_delays = offline(model, sentence, **settings)
+    for (sentence, how, settings), (_, done, words) in zip(cases, run(main())):
+        expected_words, expected_delays = offline(model, sentence, how=how, **settings)
         assert words == done["words"] == expected_words, sentence
         assert done["delays"] == expected_delays, sentence
 

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from psfuture import chunks, sweep
+from psfuture.experiments import chunks, sweep
 from psfuture.model import load_model
 from psfuture.policies import PsFuture, WaitK
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CAP = {"max_len_a": 1.0, "max_len_b": 5}
 
 

@@ -25,10 +25,11 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
-from .protocol import Limits, StreamSettings
+from psfuture.backends.base import ModelSpec
+from psfuture.serve.protocol import Limits, StreamSettings
 
 log = logging.getLogger("psfuture.supervisor")
 
@@ -43,11 +44,12 @@ class SupervisorError(Exception):
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Everything a worker process needs to build its server (sent to it as JSON)."""
+    """Everything a worker process needs to build its server (sent to it as JSON); the model is a ModelSpec,
+    so every model option reaches every worker."""
 
     host: str = "127.0.0.1"
     port: int = 8765
-    model: str | None = None
+    model: ModelSpec = ModelSpec()
     limits: Limits = Limits()
     defaults: StreamSettings = StreamSettings()
     batch: bool = True
@@ -56,18 +58,17 @@ class WorkerConfig:
     log_level: str = "WARNING"
 
     def to_json(self, index: int) -> str:
-        return json.dumps({"index": index, "host": self.host, "port": self.port, "model": self.model, "limits": asdict(self.limits),
-                           "defaults": [self.defaults.policy, list(self.defaults.options), self.defaults.target_al],
-                           "batch": self.batch, "threads": self.threads, "grace_s": self.grace_s,
-                           "log_level": self.log_level})
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(index=index, model=self.model.to_dict(), limits=asdict(self.limits),
+                 defaults=[self.defaults.policy, list(self.defaults.options), self.defaults.target_al])
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> tuple[int, "WorkerConfig"]:
         d = json.loads(text)
-        policy, options, target_al = d["defaults"]
-        return d["index"], cls(d["host"], d["port"], d["model"], Limits(**d["limits"]),
-                               StreamSettings(policy, tuple(tuple(o) for o in options), target_al),
-                               d["batch"], d["threads"], d["grace_s"], d["log_level"])
+        policy, options, target_al = d.pop("defaults")
+        return d.pop("index"), cls(**{**d, "model": ModelSpec.from_dict(d["model"]), "limits": Limits(**d["limits"]),
+                                      "defaults": StreamSettings(policy, tuple(tuple(o) for o in options), target_al)})
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024) -> socket.socket:
@@ -109,7 +110,7 @@ class Supervisor:
         os.set_blocking(self._wake_w, False)
 
     def _spawn(self, index: int) -> _Worker:
-        proc = subprocess.Popen([sys.executable, "-m", "psfuture.supervisor", self.config.to_json(index)],
+        proc = subprocess.Popen([sys.executable, "-m", "psfuture.serve.supervisor", self.config.to_json(index)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 start_new_session=True)  # Ctrl-C reaches the parent only, which stops them in order
         return _Worker(index, proc)
@@ -239,11 +240,11 @@ def _worker(config_json: str) -> int:
     logging.basicConfig(level=config.log_level, format=f"%(asctime)s %(levelname)s worker {index} %(name)s: %(message)s")
     import asyncio
 
-    from .errors import PsFutureError
-    from .model import load_model
-    from .server import EngineOptions, ShutdownOptions, serve
+    from psfuture.backends import load
+    from psfuture.errors import PsFutureError
+    from psfuture.serve.server import EngineOptions, ShutdownOptions, serve
     try:
-        model = load_model(config.model)
+        model = load(config.model)
     except PsFutureError as e:
         status.write(f"error {e}\n")
         return 1

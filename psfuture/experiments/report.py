@@ -11,10 +11,11 @@ from typing import Sequence
 
 from psfuture.calibration import interpolate
 from psfuture.errors import ConfigError
-from psfuture.model import Model
+from psfuture.backends.base import ModelBackend as Model
 from psfuture.policies import POLICIES, PsFuture
-from psfuture.significance import compare_curves
-from psfuture.sweep import RULE_SETTINGS, Corpus, Result, bleu, curve_label, latency_scores
+from psfuture.experiments.significance import compare_curves
+from psfuture.experiments.grids import RULE_SETTINGS, curve_label
+from psfuture.experiments.metrics import Corpus, Result, bleu, latency_scores
 
 
 def write_table(path: Path, results: Sequence[Result]) -> None:
@@ -158,7 +159,7 @@ def bootstrap_lines(curves: dict[str, list[Result]], references: Sequence[str]) 
         return []
     lines = ["", "## Paired bootstrap at equal latency", "",
              "A - B in BLEU at the same latency, each side interpolated between its two bracketing configurations "
-             "on the same resampled sentences (psfuture.significance); 95% interval of the difference and "
+             "on the same resampled sentences (psfuture.experiments.significance); 95% interval of the difference and "
              f"sacrebleu's paired-bootstrap p-value. Signature: `{rows[0].signature}`.", "",
              "| A | B | at | BLEU A | BLEU B | A - B | 95% interval | p |", "|---|---|---|---|---|---|---|---|"]
     for c in rows:

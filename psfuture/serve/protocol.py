@@ -1,9 +1,10 @@
 """Sans-I/O core of the streaming JSON protocol: text in -> replies and model work out.
 
-No sockets, no asyncio, no model here (like `websockets`' own protocol classes): the adapter in
-`psfuture.server` feeds each received text frame to `ServerProtocol.receive`, sends the `Reply`s, runs the
-`Work` items off the event loop in order, and feeds the outcome back through `opened` / `wrote` /
-`finished` / `failed`, which answer more `Reply`s.
+No sockets, no asyncio, no model, no torch and no policies here (like `websockets`' own protocol classes):
+the adapter in `psfuture.serve.server` feeds each received text frame to `ServerProtocol.receive`, sends the
+`Reply`s, runs the `Work` items off the event loop in order, and feeds each `Outcome` of that work back
+through `ServerProtocol.outcome`, which answers more `Reply`s. Settings stay data: the engine turns them
+into a policy.
 
 Client -> server: {"type": "start", ...settings}, {"type": "source", "text": ...}, {"type": "end"},
 {"type": "cancel"}; each may carry "id" to run several streams at once on one connection.
@@ -14,8 +15,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, ClassVar, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Union
 
 PROTOCOL_VERSION = 1
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -47,7 +48,7 @@ Scalar = Union[str, int, float, bool, None]
 class StreamSettings:
     """Read/write policy of one stream: the CLI's --policy/--threshold/--set and a `start` message's fields.
 
-    `options` are the policy's own settings (threshold, k, n, ...), checked by the engine's `make_policy`;
+    `options` are the policy's own settings (threshold, k, n, ...), checked by the engine (`build_policy`);
     `target_al` asks for the threshold that aims at that average lagging instead of a fixed one."""
 
     policy: str = "psfuture"
@@ -84,33 +85,6 @@ class StreamSettings:
         if self.target_al is not None:
             d["target_al"] = self.target_al
         return d
-
-    def to_policy(self, calibrate: Callable[..., float] | None = None):
-        """The engine's policy object; raises psfuture.errors.ConfigError for a bad name or setting.
-
-        `calibrate(policy, target_al, settings=...) -> threshold` resolves `target_al` (a dev-set sweep of
-        the model); `settings` are the policy's other settings, defaults filled in, which the calibration
-        must have been made for."""
-        from .errors import ConfigError
-        from .policies import make_policy
-        options = dict(self.options)
-        if self.target_al is not None:
-            if calibrate is None:
-                raise ConfigError("target_al needs a threshold calibration for this model, and none is loaded; "
-                                  "give 'threshold' instead")
-            if "threshold" in options:
-                raise ConfigError("give either target_al or threshold, not both")
-        try:
-            policy = make_policy(self.policy, **options)
-        except (TypeError, ValueError) as e:
-            if isinstance(e, ConfigError):
-                raise
-            raise ConfigError(f"policy {self.policy!r}: a setting has the wrong type or value ({e}); "
-                              f"got {json.dumps(options)}") from None
-        if self.target_al is None:
-            return policy
-        others = {k: v for k, v in policy.settings().items() if k != "threshold"}
-        return replace(policy, threshold=calibrate(self.policy, self.target_al, settings=others))
 
 
 def _is_number(value) -> bool:
@@ -152,7 +126,11 @@ class Push:
 
 @dataclass(frozen=True)
 class Finish:
+    """The source is complete; `words` came with the end (a last word without whitespace after it): they go
+    straight to the final decode, as SimulEval feeds an agent its last word with the end of the source."""
+
     stream: int
+    words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +142,44 @@ class Drop:
 
 Work = Union[Open, Push, Finish, Drop]
 Event = Union[Reply, Work]
+
+
+# --- what the model work hands back (the engine makes them, `ServerProtocol.outcome` answers them) -----------
+
+@dataclass(frozen=True)
+class Opened:
+    stream: int
+    info: dict  # model, policy signature, settings: added to the "ready" message
+
+
+@dataclass(frozen=True)
+class Wrote:
+    """New target words; `delays` are the source words read when each was written."""
+
+    stream: int
+    words: tuple[str, ...]
+    source_read: int
+    delays: tuple[int, ...]
+    lag_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    stream: int
+    text: str
+    summary: dict  # words, source_words, delays, al, stats: added to the "done" message
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The model work for a stream failed; the stream is gone and the client is told why."""
+
+    stream: int
+    code: str
+    message: str
+
+
+Outcome = Union[Opened, Wrote, Finished, Failed]
 
 
 class Capacity:
@@ -334,11 +350,12 @@ class ServerProtocol:
         stream = self._stream_for(message)
         if stream.ended:
             raise ProtocolError("stream_ended", f"stream {json.dumps(stream.id)} has already ended")
-        events = self._push(stream, stream.words.flush())
+        last = stream.words.flush()
+        events = self._push(stream, last)  # counts them against the limits
         if stream.id not in self.streams:  # the last words broke a limit
             return events
         stream.ended = True
-        return events + [Finish(stream.number)]
+        return [Finish(stream.number, tuple(last))]
 
     def _on_cancel(self, message: dict) -> list[Event]:
         stream = self._stream_for(message)
@@ -346,35 +363,27 @@ class ServerProtocol:
 
     # --- outcomes of the model work ---
 
-    def opened(self, number: int, info: dict) -> list[Reply]:
-        stream = self._by_number.get(number)
+    def outcome(self, outcome: Outcome) -> list[Event]:
+        """What the client hears of one outcome; nothing once its stream is gone."""
+        stream = self._by_number.get(outcome.stream)
         if stream is None:
             return []
-        return [Reply({"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **info})]
-
-    def wrote(self, number: int, words: list[str], source_read: int, delays: list[int],
-              **extra: Any) -> list[Reply]:
-        """New target words; `delays` are the source words read when each was written."""
-        stream = self._by_number.get(number)
-        if stream is None or not words:
-            return []
-        stream.target_words += len(words)
-        return [Reply({"type": "target", "id": stream.id, "text": " ".join(words), "words": list(words),
-                       "source_read": source_read, "delays": list(delays), **extra})]
-
-    def finished(self, number: int, text: str, **summary: Any) -> list[Event]:
-        stream = self._by_number.get(number)
-        if stream is None:
-            return []
-        self._forget(stream)
-        return [Reply({"type": "done", "id": stream.id, "text": text, **summary})]
-
-    def failed(self, number: int, code: str, message: str) -> list[Event]:
-        """The model work for a stream failed; the stream is gone and the client is told why."""
-        stream = self._by_number.get(number)
-        if stream is None:
-            return []
-        return self._fail(stream, code, message)
+        if isinstance(outcome, Opened):
+            return [Reply({"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **outcome.info})]
+        if isinstance(outcome, Wrote):
+            if not outcome.words:
+                return []
+            stream.target_words += len(outcome.words)
+            extra = {} if outcome.lag_ms is None else {"lag_ms": outcome.lag_ms}
+            return [Reply({"type": "target", "id": stream.id, "text": " ".join(outcome.words),
+                           "words": list(outcome.words), "source_read": outcome.source_read,
+                           "delays": list(outcome.delays), **extra})]
+        if isinstance(outcome, Finished):
+            self._forget(stream)
+            return [Reply({"type": "done", "id": stream.id, "text": outcome.text, **outcome.summary})]
+        if isinstance(outcome, Failed):
+            return self._fail(stream, outcome.code, outcome.message)
+        raise TypeError(f"not an outcome: {outcome!r}")
 
     def _fail(self, stream: _Stream, code: str, message: str) -> list[Event]:
         return self._forget(stream) + [Reply({"type": "error", "id": stream.id, "code": code, "message": message})]

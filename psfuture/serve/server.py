@@ -1,9 +1,9 @@
-"""Websocket server: a thin asyncio adapter around `psfuture.protocol` and one model worker thread.
+"""Websocket server: a thin asyncio adapter around `psfuture.serve.protocol` and one model worker thread.
 
 The event loop only moves messages; every model call runs on a single worker thread that owns the model
-(`psfuture.engine.ModelWorker`: it serves the streams round-robin, runs each stream's work strictly in
+(`psfuture.serve.engine.ModelWorker`: it serves the streams round-robin, runs each stream's work strictly in
 order, and batches the model steps of concurrent streams into shared model calls). Several such processes
-can share one port (`psfuture.supervisor`).
+can share one port (`psfuture.serve.supervisor`).
 The same port serves the browser demo page over plain HTTP at `/`; the websocket lives at `/ws`.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from websockets.asyncio.server import ServerConnection, serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .engine import Engine, EngineOptions, ModelWorker, Outcome, available_policies
-from .protocol import Capacity, Limits, Reply, ServerProtocol, StreamSettings
+from psfuture.serve.engine import Engine, EngineOptions, ModelWorker, available_policies
+from psfuture.serve.protocol import Capacity, Limits, Outcome, Reply, ServerProtocol, StreamSettings
 
 log = logging.getLogger("psfuture.server")
 ws_log = logging.getLogger("psfuture.server.websockets")  # the library's own messages
@@ -68,8 +68,8 @@ def _page() -> bytes:
 class StreamServer:
     """The websocket + page server: `async with StreamServer(model=m, port=0) as s:` listens on `s.port`.
 
-    `model` is a loaded psfuture.model.Model; None loads the shipped one. `sock`: a listening socket to
-    accept on instead of binding host:port (a worker process of `psfuture.supervisor`); `info` is added
+    `model` is a loaded backend (psfuture.backends.load); None loads the shipped one. `sock`: a listening socket to
+    accept on instead of binding host:port (a worker process of `psfuture.serve.supervisor`); `info` is added
     to every client's hello."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, *, model=None, limits: Limits = Limits(),
@@ -77,19 +77,13 @@ class StreamServer:
                  engine: EngineOptions = EngineOptions(), shutdown: ShutdownOptions = ShutdownOptions(),
                  sock: socket.socket | None = None, info: dict | None = None):
         if model is None:
-            from .model import load_model
-            model = load_model()
+            from psfuture.backends import load
+            model = load()
         self.host, self.port = host, port
         self.limits, self.defaults, self.http, self.shutdown_options = limits, defaults, http, shutdown
         self.engine_options = engine
-        if engine.calibrate is None:  # the model's own calibration, when it ships one
-            from .calibration import load_calibration
-            engine = dataclasses.replace(engine, calibrate=load_calibration(model))
-        self.engine = Engine(model, engine.calibrate)
-        # Each open stream keeps its latest decoder states cached between words (two for PsFuture);
-        # a cache sized for one stream would thrash and recompute every prefix from scratch.
-        if hasattr(model, "cache_size"):
-            model.cache_size = max(model.cache_size, 4 * limits.max_streams)
+        self.engine = Engine(model, engine.calibrate)  # None: the model's own calibration, when it ships one
+        model.reserve(limits.max_streams)
         self.capacity = Capacity(limits.max_streams)
         self.worker: ModelWorker | None = None
         self._connections = 0
@@ -157,13 +151,13 @@ class StreamServer:
         writer = asyncio.create_task(self._write(ws, out))
         out.put_nowait(proto.hello(**self._hello).text())
 
-        def on_loop(outcome: Outcome) -> None:
-            for name, args, kwargs in outcome:
-                emit(getattr(proto, name)(*args, **kwargs))
+        def on_loop(outcomes: list[Outcome]) -> None:
+            for outcome in outcomes:
+                emit(proto.outcome(outcome))
 
-        def deliver(outcome: Outcome) -> None:  # worker thread -> loop
+        def deliver(outcomes: list[Outcome]) -> None:  # worker thread -> loop
             try:
-                loop.call_soon_threadsafe(on_loop, outcome)
+                loop.call_soon_threadsafe(on_loop, outcomes)
             except RuntimeError:  # the loop is closed: so is this connection
                 pass
 

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from psfuture.significance import compare_curves, weights
+from psfuture.experiments.significance import compare_curves, weights
 
 WORDS = "the quick brown fox jumps over a lazy dog while it rains in the north".split()
 

@@ -11,17 +11,18 @@ import pytest
 import torch
 from hf_tiny import FIXTURES, build_tiny_m2m100, build_tiny_marian
 
-from psfuture import agents, sweep
+from psfuture import agents
+from psfuture.experiments import grids, sweep
 from psfuture.calibration import load_calibration
 from psfuture.errors import ConfigError, ModelLoadError
-from psfuture.hf_model import HFModel
+from psfuture.backends.hf import HFModel
 from psfuture.model import Query, load_model
 from psfuture.policies import POLICIES, make_policy
-from psfuture.server import StreamServer
+from psfuture.serve.server import StreamServer
 from psfuture.session import Session
 
-from test_server import offline, translate
-from test_sweep import edge_main
+from serve.test_server import offline, translate
+from experiments.test_sweep import edge_main
 
 SENTENCE = "Und Gott sprach: Es werde Licht! und es ward Licht."
 CAP = {"max_len_a": 1.0, "max_len_b": 5}
@@ -191,7 +192,7 @@ def test_sweep_table_and_calibration(hf_dir, testset, tmp_path, capsys):
     edge_main(run + ["--dev-src", str(testset / "test.de"), "--dev-ref", str(testset / "test.en"), "--target-al", "3",
                      "--out", str(d)])
     cal = load_calibration(load_model(d))
-    assert cal is not None and len(cal.points) == len(sweep.THRESHOLDS["kl"])
+    assert cal is not None and len(cal.points) == len(grids.THRESHOLDS["kl"])
 
 
 def test_directory_of_neither_kind(tmp_path):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from psfuture.model import load_model
+from psfuture.model import ModelSpec, load_model
 from psfuture.policies import make_policy
 from psfuture.session import Session
-from psfuture.supervisor import Supervisor, SupervisorError, WorkerConfig, reserve
+from psfuture.serve.supervisor import Supervisor, SupervisorError, WorkerConfig, reserve
 from test_cli import start_serve
 
 GERMAN = ["Im Anfang schuf Gott die Himmel und die Erde.", "Und Gott sah das Licht, dass es gut war.",
@@ -102,6 +102,38 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_on_sigterm(tiny_mod
         proc.wait()
 
 
+def test_every_worker_runs_the_model_options_it_was_given(tiny_model_dir):
+    """--dtype, --src-lang and --tgt-lang reach every worker: each worker's hello says so."""
+    proc, port, _ = start_serve("--workers", "2", "--model", str(tiny_model_dir), "--dtype", "bfloat16",
+                                "--src-lang", "de", "--tgt-lang", "en")
+
+    async def hellos() -> dict:
+        seen = {}
+        for _ in range(64):  # connections spread by a hash of the client port: 64 on one worker is 1 in 2^63
+            async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                hello = json.loads(await ws.recv())
+                seen[hello["worker"]] = hello["model"]
+            if len(seen) == 2:
+                break
+        return seen
+    try:
+        seen = asyncio.run(asyncio.wait_for(hellos(), 120))
+        assert sorted(seen) == [0, 1]
+        for model in seen.values():
+            assert model["precision"] == "bfloat16" and model["device"] == "cpu"
+            assert (model["src_lang"], model["tgt_lang"]) == ("de", "en")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_worker_config_carries_the_whole_model_spec():
+    spec = ModelSpec("m", device="cuda:1", dtype="bfloat16", quantize="none", src_lang="deu_Latn",
+                     tgt_lang="eng_Latn", cache_size=32)
+    index, config = WorkerConfig.from_json(WorkerConfig(model=spec, threads=3).to_json(7))
+    assert index == 7 and config == WorkerConfig(model=spec, threads=3)
+
+
 def test_workers_stop_when_the_parent_is_killed(tiny_model_dir):
     proc, _ = start(tiny_model_dir)
     try:
@@ -117,7 +149,7 @@ def test_workers_stop_when_the_parent_is_killed(tiny_model_dir):
 def test_a_worker_that_cannot_start_is_a_clear_error():
     sock = reserve("127.0.0.1", 0)
     try:
-        sup = Supervisor(1, WorkerConfig(port=sock.getsockname()[1], model="/nonexistent/model"))
+        sup = Supervisor(1, WorkerConfig(port=sock.getsockname()[1], model=ModelSpec("/nonexistent/model")))
         with pytest.raises(SupervisorError, match="worker 0 failed to start: model directory /nonexistent/model"):
             sup.start()
         assert all(w.proc.poll() is not None for w in sup.workers)

@@ -11,12 +11,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from psfuture.model import load_model
-from psfuture.protocol import Limits
-from psfuture.server import StreamServer
+from psfuture.serve.protocol import Limits
+from psfuture.serve.server import StreamServer
 from test_cli import start_serve
-from test_server import offline
+from serve.test_server import offline
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny.de"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tiny.de"
 SENTENCES = [line for line in FIXTURE.read_text(encoding="utf-8").splitlines() if 4 <= len(line.split()) <= 14][:16]
 POLICIES = [{}, {"policy": "waitk", "k": 2}, {"threshold": 0.3}, {"policy": "la"}]
 HOSTILE_CLIENTS, HOSTILE_FRAMES = 20, 1000

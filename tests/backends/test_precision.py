@@ -11,8 +11,8 @@ from psfuture.cli import build_parser
 from psfuture.errors import ConfigError
 from psfuture.model import Query, load_model
 from psfuture.policies import PsFuture
-from psfuture.precision import DTYPES, QUANTIZE
-from psfuture.sweep import stream
+from psfuture.backends.precision import DTYPES, QUANTIZE
+from psfuture.experiments.sweep import stream
 
 GERMAN = "Im Anfang schuf Gott die Himmel und die Erde."
 OPTIONS = [("float32", None), ("bfloat16", None), ("float32", "int8-ffn")]
@@ -39,7 +39,7 @@ def test_each_precision_loads_and_translates(tiny_model_dir, reference, dtype, q
 
 
 def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively(tiny_model_dir, monkeypatch):
-    import psfuture.precision as precision
+    import psfuture.backends.precision as precision
 
     assert load_model(tiny_model_dir, dtype="auto").info["precision"] == (
         "bfloat16" if precision.native_bfloat16() else "float32")
@@ -53,11 +53,11 @@ def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively(tiny_model_dir
 def test_front_ends_default_to_auto_unless_psfuture_dtype_says(monkeypatch):
     import argparse
 
-    from psfuture.precision import add_precision_args
+    from psfuture.backends.base import ModelSpec
 
     def default():
         p = argparse.ArgumentParser()
-        add_precision_args(p)
+        ModelSpec.add_args(p)
         return p.parse_args([]).dtype
     monkeypatch.delenv("PSFUTURE_DTYPE")
     assert default() == "auto"
@@ -108,8 +108,11 @@ def test_agents_take_the_flags(tiny_model_dir, tmp_path):
     assert any(m.info.get("precision") == "float32+int8-ffn" for m in agents._MODELS.values())
 
 
-@pytest.mark.parametrize("script", ["eval/sweep.py", "eval/offline_bleu.py", "eval/bench_stream.py"])
+@pytest.mark.parametrize("script", ["eval/sweep.py", "eval/offline_bleu.py", "eval/bench_stream.py",
+                                    "eval/batch_equality.py", "eval/bench_sweep.py", "eval/bench_precision.py",
+                                    "eval/bench_ct2.py", "eval/rule_examples.py"])
 def test_eval_scripts_take_the_flags(script):
     out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
     assert out.returncode == 0 and "--dtype" in out.stdout and "--quantize" in out.stdout
+    assert "--device" in out.stdout

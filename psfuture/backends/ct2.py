@@ -1,7 +1,7 @@
 """A second model adapter: the same fairseq checkpoint run by CTranslate2, behind `next_token`.
 
-    base = load_model(DIR)                       # tokenizer, vocabulary, info: shared with fairseq
-    model = CT2Model(base, convert(DIR))         # a drop-in for Session, policies and sweep.run
+    model = load(ModelSpec(DIR, backend="ctranslate2"))   # converts once to build/ct2/<name>, then reuses it
+    # or by hand: CT2Model(load(ModelSpec(DIR)), convert(DIR))   (tokenizer, vocabulary, info from fairseq)
 
 CTranslate2 (the `ct2` extra) has no API that keeps an encoder output or a decoder state between
 calls, so every query re-encodes its source and runs its whole target prefix; what it does offer is
@@ -24,9 +24,9 @@ import numpy
 import torch
 
 from psfuture.errors import ConfigError, ModelLoadError
-from psfuture.model import Answer, Model, Query, resolve_model_dir
+from psfuture.backends.base import Answer, ModelSpec, Query, check_dir, resolve_model_dir, sha256
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAMP = "psfuture.json"  # beside the converted model: which checkpoint it came from
 
 
@@ -44,10 +44,8 @@ def convert(model_dir=None, out: str | Path | None = None) -> Path:
     Sources are passed with their EOS already in place (PsFuture's prefix queries have none), so the
     converted config must not add one.
     """
-    from psfuture.model import _check_dir, sha256
-
     d = resolve_model_dir(model_dir)
-    _check_dir(d)
+    check_dir(d)
     digest = sha256(d / "checkpoint.pt")
     out = Path(out) if out else ROOT / "build" / "ct2" / d.name
     stamp = out / STAMP
@@ -78,6 +76,15 @@ def convert(model_dir=None, out: str | Path | None = None) -> Path:
     return out
 
 
+def load_ct2(d: Path, spec: ModelSpec) -> "CT2Model":
+    """The fairseq model in `d` (its tokenizer and vocabulary) with CTranslate2 doing the math, on the CPU."""
+    from psfuture.backends.fairseq import load_fairseq
+
+    if spec.device != "cpu" or spec.dtype == "bfloat16" or spec.quantize != "none":
+        raise ConfigError("the CTranslate2 backend runs float32 on the CPU here; drop --device/--dtype/--quantize")
+    return CT2Model(load_fairseq(d, spec.replace(dtype="float32")), convert(d))
+
+
 def max_length(srcs: Sequence[Sequence[int]], max_len_a: float, max_len_b: int, positions: int = 1024) -> int:
     """fairseq SequenceGenerator's cap on generated tokens (EOS not counted) for one batch: it
     applies to the padded width, the longest source with its EOS."""
@@ -87,7 +94,7 @@ def max_length(srcs: Sequence[Sequence[int]], max_len_a: float, max_len_b: int, 
 class CT2Model:
     """`Model`'s interface (tokenizer and vocabulary from the fairseq `base`) with CTranslate2 doing the math."""
 
-    def __init__(self, base: Model, converted: str | Path, *, threads: int = 1, compute_type: str = "default"):
+    def __init__(self, base, converted: str | Path, *, threads: int = 1, compute_type: str = "default"):
         ct2 = _ctranslate2()
         self.base = base
         self.translator = ct2.Translator(str(converted), device="cpu", inter_threads=1, intra_threads=threads,
@@ -101,6 +108,9 @@ class CT2Model:
         self._lock = threading.Lock()
 
     def clear_cache(self) -> None:  # nothing is kept between calls
+        pass
+
+    def reserve(self, streams: int) -> None:
         pass
 
     def next_token(self, queries: Sequence[Query]) -> list[Answer]:

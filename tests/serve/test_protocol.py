@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from psfuture.protocol import (Capacity, Drop, Finish, Limits, Open, Push, Reply, ServerProtocol, StreamSettings,
-                               WordBuffer)
+from psfuture.serve.protocol import (Capacity, Drop, Failed, Finish, Finished, Limits, Open, Opened, Push, Reply,
+                                     ServerProtocol, StreamSettings, WordBuffer, Wrote)
 
 
 def replies(events):
@@ -34,14 +34,15 @@ def test_full_exchange_produces_ordered_work_and_replies():
     [open_] = send(p, type="start", threshold=0.5)
     assert isinstance(open_, Open) and open_.settings == StreamSettings("psfuture", (("threshold", 0.5),))
     n = open_.stream
-    assert replies(p.opened(n, {"model": "m"})) == [{"type": "ready", "id": "1", "protocol": 1, "model": "m"}]
+    assert replies(p.outcome(Opened(n, {"model": "m"}))) == [{"type": "ready", "id": "1", "protocol": 1, "model": "m"}]
     assert send(p, type="source", text="Im Anfang sch") == [Push(n, ("Im", "Anfang"))]
     assert send(p, type="source", text="uf") == []
-    assert send(p, type="end") == [Push(n, ("schuf",)), Finish(n)]
-    [target] = replies(p.wrote(n, ["In", "the"], 2, [1, 2], lag_ms=3.0))
+    # The word that comes with the end goes straight to the final decode (as SimulEval's last word).
+    assert send(p, type="end") == [Finish(n, ("schuf",))]
+    [target] = replies(p.outcome(Wrote(n, ("In", "the"), 2, (1, 2), lag_ms=3.0)))
     assert target == {"type": "target", "id": "1", "text": "In the", "words": ["In", "the"], "source_read": 2,
                       "delays": [1, 2], "lag_ms": 3.0}
-    [done] = replies(p.finished(n, "In the beginning", delays=[1, 2, 3]))
+    [done] = replies(p.outcome(Finished(n, "In the beginning", {"delays": [1, 2, 3]})))
     assert done["type"] == "done" and done["text"] == "In the beginning"
     assert p.streams == {} and p.capacity.used == 0
     # The connection can run another stream afterwards.
@@ -57,7 +58,7 @@ def test_concurrent_streams_by_id_stay_apart():
     assert send(p, type="source", id="a", text="z ") == [Push(a, ("z",))]
     [err] = replies(send(p, type="source", text="w "))
     assert err["code"] == "ambiguous_stream"
-    assert replies(p.wrote(a, ["Z"], 1, [1]))[0]["id"] == "a"
+    assert replies(p.outcome(Wrote(a, ("Z",), 1, (1,))))[0]["id"] == "a"
     [err] = replies(send(p, type="start", id="a"))
     assert err["code"] == "stream_open" and err["id"] == "a"
 
@@ -99,7 +100,7 @@ def test_source_after_end_and_double_end_are_refused():
         assert err["code"] == "stream_ended"
     [err] = replies(send(p, type="source"))
     assert err["code"] == "bad_message"
-    p.finished(n, "")
+    p.outcome(Finished(n, "", {}))
     assert send(p, type="source", text="x ")[0].message["code"] == "no_stream"
 
 
@@ -111,7 +112,7 @@ def test_word_limit_closes_the_stream():
     assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "too_many_words"
     assert p.streams == {} and p.capacity.used == 0
     # Outcomes of work already queued for the dropped stream are ignored.
-    assert p.wrote(n, ["A"], 1, [1]) == [] and p.finished(n, "A") == []
+    assert p.outcome(Wrote(n, ("A",), 1, (1,))) == [] and p.outcome(Finished(n, "A", {})) == []
 
 
 def test_stream_limits_per_connection_and_global():
@@ -136,7 +137,7 @@ def test_cancel_and_failure_drop_the_stream():
     events = send(p, type="cancel")
     assert work(events) == [Drop(n)] and replies(events) == [{"type": "cancelled", "id": "s"}]
     n = send(p, type="start", id="s")[0].stream
-    events = p.failed(n, "internal", "internal error")
+    events = p.outcome(Failed(n, "internal", "internal error"))
     assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "internal"
     assert p.streams == {}
 
@@ -161,15 +162,28 @@ def test_limits_must_be_positive():
 def test_settings_build_the_engines_policy():
     from psfuture.errors import ConfigError
     from psfuture.policies import PsFuture, WaitK
+    from psfuture.serve.engine import build_policy
 
-    assert StreamSettings("waitk", (("k", 2),)).to_policy() == WaitK(k=2)
-    assert StreamSettings(target_al=3).to_policy(lambda policy, al, settings: al / 10) == PsFuture(threshold=0.3)
+    assert build_policy(StreamSettings("waitk", (("k", 2),))) == WaitK(k=2)
+    assert build_policy(StreamSettings(target_al=3), lambda policy, al, settings: al / 10) == PsFuture(threshold=0.3)
     seen = []
-    StreamSettings(target_al=3, options=(("k", 2),)).to_policy(lambda p, al, settings: seen.append(settings) or 0.1)
+    build_policy(StreamSettings(target_al=3, options=(("k", 2),)), lambda p, al, settings: seen.append(settings) or 0.1)
     assert seen == [{k: v for k, v in PsFuture(k=2).settings().items() if k != "threshold"}]
     assert seen[0]["k"] == 2 and seen[0]["divergence"] == "kl"
     for bad, match in [(StreamSettings("nope"), "unknown policy"), (StreamSettings(target_al=3), "calibration"),
                        (StreamSettings(options=(("threshold", "high"),)), "threshold"),
+                       (StreamSettings(options=(("threshold", -1),)), "finite number >= 0"),
                        (StreamSettings(options=(("beam", 5),)), "beam")]:
         with pytest.raises(ConfigError, match=match):
-            bad.to_policy()
+            build_policy(bad)
+
+
+def test_the_protocol_imports_without_torch_or_policies():
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); import psfuture.serve.protocol; t = time.perf_counter() - t; "
+            "heavy = [m for m in ('torch', 'psfuture.policies', 'psfuture.session', 'fairseq') if m in sys.modules]; "
+            "print(heavy, t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "[]", f"importing the protocol loaded {out}"

@@ -1,23 +1,57 @@
 """The model side of the server: one worker thread that owns the model and serves every stream in rounds.
 
 Nothing here knows about sockets or asyncio: `ModelWorker.submit` takes a stream's protocol work and calls
-`deliver(outcome)` on the worker thread when it is done; the adapter (`psfuture.server`) hops it back
-onto its event loop.
+`deliver(outcomes)` on the worker thread when it is done; the adapter (`psfuture.serve.server`) hops them
+back onto its event loop. The engine is where a stream's settings become a policy (`build_policy`).
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import enum
+import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .protocol import Drop, Finish, Open, Push, StreamSettings, Work
+from psfuture.calibration import Calibration, load_calibration
+from psfuture.errors import ConfigError, PsFutureError
+from psfuture.policies import POLICIES, make_policy
+from psfuture.serve.protocol import (Drop, Failed, Finish, Finished, Open, Opened, Outcome, Push, StreamSettings, Work,
+                                     Wrote)
+from psfuture.session import Session, run_batched
 
 log = logging.getLogger("psfuture.server")
+
+
+def build_policy(settings: StreamSettings, calibrate: Callable[..., float] | None = None):
+    """The policy a stream's settings name; ConfigError for a bad name or setting.
+
+    `calibrate(policy, target_al, settings=...) -> threshold` resolves `target_al` (a dev-set sweep of
+    the model); `settings` are the policy's other settings, defaults filled in, which the calibration
+    must have been made for."""
+    options = dict(settings.options)
+    if settings.target_al is not None:
+        if calibrate is None:
+            raise ConfigError("target_al needs a threshold calibration for this model, and none is loaded; "
+                              "give 'threshold' instead")
+        if "threshold" in options:
+            raise ConfigError("give either target_al or threshold, not both")
+    try:
+        policy = make_policy(settings.policy, **options)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"policy {settings.policy!r}: a setting has the wrong type or value ({e}); "
+                          f"got {json.dumps(options)}") from None
+    if settings.target_al is None:
+        return policy
+    others = {k: v for k, v in policy.settings().items() if k != "threshold"}
+    return dataclasses.replace(policy, threshold=calibrate(settings.policy, settings.target_al, settings=others))
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -46,23 +80,28 @@ def _jsonable(value: Any) -> Any:
 
 
 class Engine:
-    """Opens translation sessions on one loaded model; used only from the worker thread."""
+    """Opens translation sessions on one loaded model; used only from the worker thread.
+    calibrate: (policy, target_al, settings=) -> threshold; None: the model's own calibration.json, if any."""
 
     def __init__(self, model, calibrate: Callable[..., float] | None = None):
         self.model = model
-        self.calibrate = calibrate
+        self.calibrate: Calibration | Callable[..., float] | None = (
+            calibrate if calibrate is not None else load_calibration(model))
 
     def info(self) -> dict:
         info = getattr(self.model, "info", {}) or {}
-        return {"model": {k: info[k] for k in ("name", "sha256", "precision") if k in info}}
+        keys = ("name", "sha256", "precision", "device", "src_lang", "tgt_lang")
+        return {"model": {k: (info.get(k) if k in info else (info.get("spec") or {}).get(k)) for k in keys
+                          if k in info or k in (info.get("spec") or {})}}
 
-    def open(self, settings: StreamSettings):
-        from .session import Session
-        return Session(self.model, settings.to_policy(self.calibrate))
+    def policy(self, settings: StreamSettings):
+        return build_policy(settings, self.calibrate)
+
+    def open(self, settings: StreamSettings) -> Session:
+        return Session(self.model, self.policy(settings))
 
 
 def available_policies() -> list[str]:
-    from .policies import POLICIES
     return list(POLICIES)
 
 
@@ -80,16 +119,12 @@ def average_lagging(delays: list[int], source_len: int) -> float | None:
     return round(total / tau, 3)
 
 
-# What the worker hands back: calls to make on the connection's ServerProtocol, on the event loop.
-Outcome = list[tuple[str, tuple, dict]]
-
-
 @dataclass
 class _Item:
     key: Any
     work: Work
     since: float  # perf_counter() when it was queued
-    deliver: Callable[[Outcome], None]
+    deliver: Callable[[list[Outcome]], None]
 
 
 class ModelWorker:
@@ -113,7 +148,7 @@ class ModelWorker:
         self._thread = threading.Thread(target=self._run, name="psfuture-model", daemon=True)
         self._thread.start()
 
-    def submit(self, key: Any, work: Work, deliver: Callable[[Outcome], None]) -> None:
+    def submit(self, key: Any, work: Work, deliver: Callable[[list[Outcome]], None]) -> None:
         """Queue work for stream `key`; `deliver(outcome)` is called on the worker thread when done."""
         with self._cond:
             if isinstance(work, Drop):
@@ -143,6 +178,9 @@ class ModelWorker:
                 session.finish()
             except Exception:
                 log.warning("warm-up translation failed", exc_info=True)
+        # What loading torch, fairseq and the model left behind never dies: keep the collector from walking it.
+        # A full collection of those ~360k objects stalled a 256-stream round for ~210 ms (eval/bench_engine.py).
+        gc.freeze()
         while True:
             with self._cond:
                 while not self._queues and not self._stopping:
@@ -189,7 +227,6 @@ class ModelWorker:
 
     def _run_sessions(self, sessions: list) -> None:
         if self.batch and len(sessions) > 1:
-            from .session import run_batched
             run_batched(self.engine.model, sessions)
         else:
             for session in sessions:
@@ -203,9 +240,8 @@ class ModelWorker:
             return False
         if isinstance(work, Open):
             session = self._sessions[item.key] = self.engine.open(work.settings)
-            item.deliver([("opened", (work.stream, {
-                **self.engine.info(), "policy": session.policy.signature(),
-                "settings": work.settings.as_dict()}), {})])
+            item.deliver([Opened(work.stream, {**self.engine.info(), "policy": session.policy.signature(),
+                                               "settings": work.settings.as_dict()})])
             return False
         session = self._sessions.get(item.key)
         if session is None:  # opening failed and the client has been told
@@ -213,31 +249,31 @@ class ModelWorker:
         if isinstance(work, Push):
             session.push(list(work.words), run=False)
         else:
+            session.push(list(work.words), run=False)  # words that came with the end: no step of their own
             session.finish(run=False)
         return True
 
-    def _outcome(self, item: _Item) -> Outcome:
+    def _outcome(self, item: _Item) -> list[Outcome]:
         session, n = self._sessions[item.key], item.work.stream
         words = session.pop()
-        delays = list(session.delays[len(session.delays) - len(words):]) if words else []
+        delays = tuple(session.delays[len(session.delays) - len(words):]) if words else ()
         lag_ms = round((time.perf_counter() - item.since) * 1000, 2)
-        outcome: Outcome = [("wrote", (n, words, delays[-1] if delays else 0, delays), {"lag_ms": lag_ms})]
+        out: list[Outcome] = [Wrote(n, tuple(words), delays[-1] if delays else 0, delays, lag_ms)]
         if isinstance(item.work, Finish):
             del self._sessions[item.key]
             delays = list(session.delays)
-            outcome.append(("finished", (n, session.text), {
+            out.append(Finished(n, session.text, {
                 "words": list(session.target_words), "source_words": len(session.source_words),
                 "delays": delays, "al": average_lagging(delays, len(session.source_words)),
                 "stats": _jsonable(session.stats)}))
-        return outcome
+        return out
 
     def _fail(self, item: _Item, e: Exception) -> None:
         self._sessions.pop(item.key, None)
-        from .errors import PsFutureError
         if isinstance(e, PsFutureError):
             code = "bad_setting" if isinstance(item.work, Open) else "engine"
             message = str(e)
         else:
             log.error("model work %s failed for stream %s", type(item.work).__name__, item.key, exc_info=e)
             code, message = "internal", "internal error; the stream was closed"
-        item.deliver([("failed", (item.work.stream, code, message), {})])
+        item.deliver([Failed(item.work.stream, code, message)])
