@@ -12,6 +12,7 @@ import sys
 import time
 
 from psfuture.backends.base import ModelSpec
+from psfuture.segmenter import Segmenter
 from psfuture.serve.protocol import Limits, StreamSettings, WordBuffer
 
 DEMO_SENTENCES = [
@@ -61,6 +62,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="any other policy setting, e.g. --set k=3 for waitk, --set divergence=js (repeatable)")
     g.add_argument("--threads", type=_positive(int), default=1,
                    help="torch threads for the model (default: %(default)s, the fastest on a small shared machine)")
+    d = Segmenter()
+    g = p.add_argument_group("segments (a stream of any length is cut into segments as its words arrive)")
+    g.add_argument("--cut", type=_cuts, default="punctuation",
+                   help="cut rules, comma-separated: punctuation (after . ! ?), model (where the model ends the "
+                        "translation even with more source to come: for unpunctuated input), none (length only); "
+                        "default: %(default)s")
+    g.add_argument("--max-segment-words", type=_positive(int), default=d.max_words,
+                   help="the guard: no segment is longer (default: %(default)s)")
+    g.add_argument("--model-eos", type=_positive(float), default=d.model_eos,
+                   help="probability of the end of the translation, with more source to come, that cuts "
+                        "(--cut model; default: %(default)s)")
 
 
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
@@ -71,8 +83,9 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-streams-per-connection", type=_positive(int), default=d.max_streams_per_connection,
                    help="(default: %(default)s)")
     g.add_argument("--max-connections", type=_positive(int), default=d.max_connections, help="(default: %(default)s)")
-    g.add_argument("--max-words", type=_positive(int), default=d.max_words_per_stream,
-                   help="source words per stream (default: %(default)s)")
+    g.add_argument("--max-queued-words", type=_positive(int), default=d.max_queued_words,
+                   help="source words a stream may send ahead of the translation (a stream itself has no length "
+                        "limit; default: %(default)s)")
     g.add_argument("--max-message-bytes", type=_positive(int), default=d.max_message_bytes,
                    help="(default: %(default)s)")
     g.add_argument("--idle-timeout", type=_positive(float), default=d.idle_timeout_s, metavar="SECONDS",
@@ -91,15 +104,25 @@ def _option(text: str) -> tuple[str, object]:
         return name, value  # a bare string such as divergence=js
 
 
+def _cuts(text: str) -> str:
+    rules = set(text.split(","))
+    if not rules <= {"punctuation", "model", "none"}:
+        raise argparse.ArgumentTypeError(f"expected punctuation, model or none (comma-separated), got {text!r}")
+    return text
+
+
 def _settings(args) -> StreamSettings:
     options = dict(args.set)
     if args.threshold is not None:
         options["threshold"] = args.threshold
-    return StreamSettings(args.policy, tuple(sorted(options.items())), args.target_al)
+    rules = set(args.cut.split(","))
+    segment = {"cut_punctuation": "punctuation" in rules, "cut_model": "model" in rules,
+               "max_segment_words": args.max_segment_words, "model_eos": args.model_eos}
+    return StreamSettings(args.policy, tuple(sorted(options.items())), args.target_al, tuple(sorted(segment.items())))
 
 
 def _limits(args) -> Limits:
-    return Limits(max_message_bytes=args.max_message_bytes, max_words_per_stream=args.max_words,
+    return Limits(max_message_bytes=args.max_message_bytes, max_queued_words=args.max_queued_words,
                   max_streams_per_connection=args.max_streams_per_connection, max_streams=args.max_streams,
                   max_connections=args.max_connections, idle_timeout_s=args.idle_timeout)
 
@@ -151,84 +174,96 @@ def _read_chunks(stream):
 
 
 class _Printer:
-    """Writes one sentence's output: English words as written, or a READ/WRITE timeline."""
+    """Writes a stream's output: each segment's English on a line as it is written, or a READ/WRITE timeline."""
 
     def __init__(self, out, timeline: bool):
         self.out, self.timeline = out, timeline
         self.read = 0  # source words shown as read
-        self.source: list[str] = []
-        self.written = 0
+        self.pending: list[str] = []  # source words pushed, not yet shown as read
+        self.line_open = False
 
-    def words(self, session, new: list[str]) -> None:
-        delays = session.delays[len(session.delays) - len(new):] if new else []
-        self.source = list(session.source_words)
-        for word, delay in zip(new, delays):
+    def source(self, words: list[str]) -> None:
+        self.pending += words
+
+    def show(self, stream) -> None:
+        new = stream.pop()
+        delays = stream.delays[len(stream.delays) - len(new):] if new else ()
+        for (_, word), delay in zip(new, delays):
             if self.timeline:
                 self._reads(delay)
                 self.out.write(f"WRITE {word}\t(after {delay} source words)\n")
             else:
-                self.out.write((" " if self.written else "") + word)
-            self.written += 1
+                self.out.write((" " if self.line_open else "") + word)
+                self.line_open = True
+        for segment in stream.pop_segments():
+            if self.timeline:
+                from .serve.engine import average_lagging
+                self._reads(segment.start + len(segment.source))
+                al = average_lagging([d - segment.start for d in segment.delays], len(segment.source))
+                self.out.write(f"SEGMENT {segment.index} ({segment.cut}): {len(segment.source)} source words, "
+                               f"AL {al}\n")
+            else:
+                self.out.write("\n")
+                self.line_open = False
         self.out.flush()
 
     def _reads(self, upto: int) -> None:
-        for i in range(self.read, min(upto, len(self.source))):
-            self.out.write(f"READ  {self.source[i]}\n")
+        for word in self.pending[:max(0, upto - self.read)]:
+            self.out.write(f"READ  {word}\n")
+        del self.pending[:max(0, upto - self.read)]
         self.read = max(self.read, upto)
 
-    def end(self, session) -> None:
+    def end(self, stream) -> None:
         if self.timeline:
-            from .serve.engine import _jsonable, average_lagging
-            self._reads(len(self.source))
-            al = average_lagging(list(session.delays), len(session.source_words))
-            self.out.write(f"END   AL {al} source words; {json.dumps(_jsonable(session.stats))}\n\n")
-        else:
+            from .serve.engine import _jsonable
+            self.out.write(f"END   {len(stream.segments)} segments, {stream.source_read} source words; "
+                           f"{json.dumps(_jsonable(stream.stats))}\n")
+        elif self.line_open:
             self.out.write("\n")
         self.out.flush()
 
 
 def translate(args) -> int:
+    """All of standard input is one stream, however long: the engine cuts it into segments as the words arrive
+    (and at line ends, unless --no-line-cuts), and each segment's English is printed on a line as it is written."""
     import torch
 
-    from .serve.engine import build_policy
-    from .session import Session
+    from .longform import LongSession
+    from .serve.engine import build_policy, build_segmenter
     _, model, settings = _load(args)
     _say_model(model)
     torch.set_num_threads(args.threads)
-    policy = build_policy(settings, _calibration(model))
-    session, printer, buffer = None, None, WordBuffer()
+    stream = LongSession(model, build_policy(settings, _calibration(model)), build_segmenter(settings))
+    printer, buffer = _Printer(sys.stdout, args.timeline), WordBuffer()
 
-    def push(words, last: bool = False):
-        nonlocal session, printer
-        if not words:
-            return
-        if session is None:
-            session, printer = Session(model, policy), _Printer(sys.stdout, args.timeline)
-        for i, word in enumerate(words):  # one READ step per word, however the text arrived (as the server does)
-            # ... except a line's last word when it comes with the line's end: it goes straight to the final
-            # decode, as SimulEval feeds an agent, so the CLI and the agents give the same English.
-            session.push([word], run=not (last and i == len(words) - 1))
-            printer.words(session, session.pop())
-
-    def end(line_ended: bool, words=()):
-        nonlocal session
-        push(list(words) + buffer.flush(), last=True)
-        if session is not None:
-            session.finish()
-            printer.words(session, session.pop())
-            printer.end(session)
-            session = None
-        elif line_ended and not args.timeline:  # an empty line in, an empty line out: lines stay aligned
-            print(flush=True)
+    def push(words, boundary: bool = False):
+        printer.source(words)
+        for i, word in enumerate(words):  # one READ step per word, however the text arrived (as the server does),
+            # except a line's last word: it comes with the line's end and goes straight to the segment's final
+            # decode, as SimulEval feeds an agent a sentence's last word (so the CLI and the agents agree).
+            stream.push([word], boundary=boundary and i == len(words) - 1)
+            printer.show(stream)
 
     for chunk in _read_chunks(sys.stdin):
         lines = chunk.split("\n")
         for i, part in enumerate(lines):
-            if i < len(lines) - 1:
-                end(line_ended=True, words=buffer.feed(part))  # a line is a sentence
-            else:
+            if i == len(lines) - 1:
                 push(buffer.feed(part))
-    end(line_ended=False)
+            elif args.line_cuts:
+                words = buffer.feed(part) + buffer.flush()
+                if words:
+                    push(words, boundary=True)
+                elif not printer.line_open and not args.timeline:
+                    print(flush=True)  # an empty line in, an empty line out: line-aligned input stays aligned
+                elif printer.line_open:  # the line's words were already pushed (typed word by word): end it here
+                    stream.cut()
+                    printer.show(stream)
+            else:
+                push(buffer.feed(part + " "))
+    push(buffer.flush())
+    stream.finish()
+    printer.show(stream)
+    printer.end(stream)
     return 0
 
 
@@ -416,8 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_options(p)
     p.set_defaults(run=serve)
 
-    p = sub.add_parser("translate", parents=[common], help="translate German from stdin, one sentence per line, as it is typed")
+    p = sub.add_parser("translate", parents=[common],
+                       help="translate German from stdin as one stream, as it is typed: a line, a document, a talk")
     p.add_argument("--timeline", action="store_true", help="show each READ and WRITE with its delay")
+    p.add_argument("--line-cuts", action=argparse.BooleanOptionalAction, default=True,
+                   help="a line end also ends a segment (default: on; off for text wrapped at arbitrary places)")
     _add_model_options(p)
     p.set_defaults(run=translate)
 

@@ -60,7 +60,8 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
             writes.append((word, int(delay)))
     words, delays = reference[0]
     assert reads == len(GERMAN[0].split()) and writes == list(zip(words, delays))
-    assert r.stdout.splitlines()[-2].startswith("END")
+    assert r.stdout.splitlines()[-2].startswith("SEGMENT 0 (end): 10 source words")
+    assert r.stdout.splitlines()[-1].startswith("END   1 segments, 10 source words")
 
 
 @pytest.mark.parametrize("args, code, message", [
@@ -175,8 +176,13 @@ def test_the_cli_and_the_simuleval_agent_write_the_same_english(tiny_model_dir, 
         flags = [x for k, v in settings.items() for x in ("--" + k, str(v))]
         r = psfuture("translate", "--timeline", "--model", str(tiny_model_dir), *flags, stdin="\n".join(lines) + "\n")
         assert r.returncode == 0, r.stderr
-        cli = [[(m.group(1), int(m.group(2))) for m in re.finditer(r"WRITE (\S+)\t\(after (\d+) source words\)", block)]
-               for block in r.stdout.split("END")[:-1]]
+        blocks = re.split(r"^SEGMENT .*$", r.stdout, flags=re.M)[:-1]  # one segment a line: each line's words
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line.split()))
+        cli = [[(m.group(1), int(m.group(2)) - start)
+                for m in re.finditer(r"WRITE (\S+)\t\(after (\d+) source words\)", block)]
+               for block, start in zip(blocks, offsets)]
         out = tmp_path / f"agent{len(settings)}"
         agents.evaluate(agents.PsFutureAgent, {"source": tmp_path / "src.de", "target": tmp_path / "ref.en",
                                                "checkpoint": tiny_model_dir, "output": out, "no_progress_bar": True,
@@ -184,3 +190,27 @@ def test_the_cli_and_the_simuleval_agent_write_the_same_english(tiny_model_dir, 
         logged = [json.loads(line) for line in (out / "instances.log").read_text().splitlines()]
         agent = [list(zip(x["prediction"].split(), x["delays"])) for x in logged]
         assert cli == agent
+
+
+def test_a_3000_word_line_is_translated_whole_in_bounded_memory(tiny_model_dir):
+    """A paragraph pasted as one line: every word read, segment by segment, and the process's peak memory that
+    of a line a tenth as long."""
+    words = " ".join((ROOT / "tests/fixtures/tiny.de").read_text(encoding="utf-8").splitlines()[200:400]).split()
+
+    def run(n):
+        line = " ".join((words * (n // len(words) + 1))[:n]) + "\n"
+        code = ("import resource, sys; from psfuture.cli import main; rc = main(sys.argv[1:]); "
+                "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+        r = subprocess.run([sys.executable, "-c", code, "translate", "--timeline", "--model", str(tiny_model_dir),
+                            "--policy", "waitk", "--set", "k=3"], input=line, capture_output=True, text=True,
+                           timeout=900)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines(), int(re.search(r"maxrss (\d+)", r.stderr).group(1))
+
+    short, short_rss = run(300)
+    out, rss = run(3000)
+    assert sum(line.startswith("READ ") for line in out) == 3000  # nothing dropped
+    assert out[-1].startswith("END ") and " 3000 source words" in out[-1]
+    segments = [line for line in out if line.startswith("SEGMENT ")]
+    assert len(segments) >= 3000 // 60 and all(int(s.split(": ")[1].split()[0]) <= 60 for s in segments)
+    assert rss < 1.15 * short_rss + 32 * 1024, (rss, short_rss)  # KiB

@@ -8,7 +8,7 @@ import pytest
 from psfuture.model import load_model
 from psfuture.policies import make_policy
 from psfuture.serve.server import StreamServer
-from psfuture.session import Session
+from psfuture import longform
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -59,12 +59,9 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def offline(model, sentence):
-    session = Session(model, make_policy("psfuture"))
-    for word in sentence.split():
-        session.push([word])
-    session.finish()
-    return session.text
+def segments(model, text):
+    """What the engine writes for the text as one stream: each segment's English."""
+    return [s.text for s in longform.translate(model, make_policy("psfuture"), text)]
 
 
 def wait_for(browser, condition, what, timeout=90):
@@ -82,21 +79,22 @@ def test_typed_and_spoken_german_is_translated_live(browser, server_url, model):
     # Typed key by key: partial words arrive at the server and must wait for their end.
     typed = "Im Anfang schuf Gott die Himmel und die Erde."
     browser.find_element(By.ID, "source").send_keys(typed + "\n")
-    wait_for(browser, lambda d: done(d) == 1, "the typed sentence")
+    wait_for(browser, lambda d: done(d) == 1, "the typed sentence's segment")
 
-    # Spoken: a sample at 20 words/s, cut into sentences by the page.
+    # Spoken into the same stream: a sample at 20 words/s; the engine, not the page, cuts it.
     browser.find_element(By.ID, "wps").clear()
     browser.find_element(By.ID, "wps").send_keys("20")
     sample = browser.execute_script("return SAMPLES[document.getElementById('sample').value]")
-    spoken = [s + "." for s in sample.rstrip(".").split(". ")]
     browser.find_element(By.ID, "speak").click()
-    wait_for(browser, lambda d: done(d) == 1 + len(spoken), "the spoken sample")
+    expected = segments(model, typed + " " + sample)
+    wait_for(browser, lambda d: done(d) == len(expected), "the spoken sample's segments")
 
+    assert browser.execute_script("return state.next") == 2  # one stream for everything typed or spoken
     paragraphs = [p.text.strip() for p in browser.find_elements(By.CSS_SELECTOR, "#output p")]
-    assert paragraphs == [offline(model, s) for s in [typed] + spoken]
-    stats = {name: browser.find_element(By.ID, "st-" + name).text for name in ("read", "written", "al", "ms")}
-    assert int(stats["read"]) == sum(len(s.split()) for s in [typed] + spoken)
+    assert paragraphs == expected and len(expected) == 1 + sample.count(". ") + 1
+    stats = {name: browser.find_element(By.ID, "st-" + name).text for name in ("read", "written", "al", "ms", "lag")}
+    assert int(stats["read"]) == len((typed + " " + sample).split())
     assert int(stats["written"]) == sum(len(p.split()) for p in paragraphs)
-    assert float(stats["al"]) > 0 and float(stats["ms"]) >= 0
+    assert float(stats["al"]) > 0 and float(stats["ms"]) >= 0 and stats["lag"] != "–"
     assert not browser.find_elements(By.CSS_SELECTOR, "#output .err")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

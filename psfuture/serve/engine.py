@@ -20,9 +20,11 @@ from typing import Any, Callable
 from psfuture.calibration import Calibration, load_calibration
 from psfuture.errors import ConfigError, PsFutureError
 from psfuture.policies import POLICIES, make_policy
-from psfuture.serve.protocol import (Drop, Failed, Finish, Finished, Open, Opened, Outcome, Push, StreamSettings, Work,
-                                     Wrote)
-from psfuture.session import Session, run_batched
+from psfuture.serve.protocol import (Drop, Failed, Finish, Finished, Open, Opened, Outcome, Push, SegmentClosed,
+                                     StreamSettings, Work, Wrote)
+from psfuture.longform import LongSession
+from psfuture.segmenter import Segmenter
+from psfuture.session import run_batched
 
 log = logging.getLogger("psfuture.server")
 
@@ -63,6 +65,12 @@ class EngineOptions:
     calibrate: Callable[..., float] | None = None  # (policy, target_al, settings=) -> threshold; None: the model's
 
 
+def build_segmenter(settings: StreamSettings, default: Segmenter = Segmenter()) -> Segmenter:
+    """The stream's segmenter: `default` with the settings' segment fields (the server's defaults, then the start
+    message's); ConfigError if bad."""
+    return dataclasses.replace(default, **{StreamSettings.SEGMENT_FIELDS[k]: v for k, v in settings.segment})
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -83,8 +91,8 @@ class Engine:
     """Opens translation sessions on one loaded model; used only from the worker thread.
     calibrate: (policy, target_al, settings=) -> threshold; None: the model's own calibration.json, if any."""
 
-    def __init__(self, model, calibrate: Callable[..., float] | None = None):
-        self.model = model
+    def __init__(self, model, calibrate: Callable[..., float] | None = None, segmenter: Segmenter = Segmenter()):
+        self.model, self.segmenter = model, segmenter
         self.calibrate: Calibration | Callable[..., float] | None = (
             calibrate if calibrate is not None else load_calibration(model))
 
@@ -97,8 +105,8 @@ class Engine:
     def policy(self, settings: StreamSettings):
         return build_policy(settings, self.calibrate)
 
-    def open(self, settings: StreamSettings) -> Session:
-        return Session(self.model, self.policy(settings))
+    def open(self, settings: StreamSettings) -> LongSession:
+        return LongSession(self.model, self.policy(settings), build_segmenter(settings, self.segmenter))
 
 
 def available_policies() -> list[str]:
@@ -241,6 +249,7 @@ class ModelWorker:
         if isinstance(work, Open):
             session = self._sessions[item.key] = self.engine.open(work.settings)
             item.deliver([Opened(work.stream, {**self.engine.info(), "policy": session.policy.signature(),
+                                               "segmenter": session.segmenter.signature(),
                                                "settings": work.settings.as_dict()})])
             return False
         session = self._sessions.get(item.key)
@@ -248,23 +257,34 @@ class ModelWorker:
             return False
         if isinstance(work, Push):
             session.push(list(work.words), run=False)
+        elif work.words:  # words that came with the end: no step of their own
+            session.push(list(work.words), run=False, last=True)
         else:
-            session.push(list(work.words), run=False)  # words that came with the end: no step of their own
             session.finish(run=False)
         return True
 
     def _outcome(self, item: _Item) -> list[Outcome]:
         session, n = self._sessions[item.key], item.work.stream
-        words = session.pop()
-        delays = tuple(session.delays[len(session.delays) - len(words):]) if words else ()
+        written = session.pop()
+        delays = session.delays[len(session.delays) - len(written):] if written else ()
         lag_ms = round((time.perf_counter() - item.since) * 1000, 2)
-        out: list[Outcome] = [Wrote(n, tuple(words), delays[-1] if delays else 0, delays, lag_ms)]
+        out: list[Outcome] = []
+        starts = {s.index: s.start for s in session.segments[-2:]}
+        for segment in sorted({k for k, _ in written}) or [session.segment_index]:  # a round may close a segment
+            mine = [(w, d) for (k, w), d in zip(written, delays) if k == segment]
+            out.append(Wrote(n, tuple(w for w, _ in mine), session.source_read, tuple(d for _, d in mine), lag_ms,
+                             segment, starts.get(segment, session.segment_start)))
+        out += [SegmentClosed(n, s.index, " ".join(s.source), s.text, s.cut, s.start, s.delays)
+                for s in session.pop_segments()]
         if isinstance(item.work, Finish):
             del self._sessions[item.key]
             delays = list(session.delays)
+            segments = session.segments
+            als = [a for s in segments if (a := average_lagging([d - s.start for d in s.delays], len(s.source)))
+                   is not None]
             out.append(Finished(n, session.text, {
-                "words": list(session.target_words), "source_words": len(session.source_words),
-                "delays": delays, "al": average_lagging(delays, len(session.source_words)),
+                "words": list(session.target_words), "source_words": session.source_read, "delays": delays,
+                "segments": len(segments), "al": round(sum(als) / len(als), 3) if als else None,
                 "stats": _jsonable(session.stats)}))
         return out
 

@@ -8,7 +8,9 @@ into a policy.
 
 Client -> server: {"type": "start", ...settings}, {"type": "source", "text": ...}, {"type": "end"},
 {"type": "cancel"}; each may carry "id" to run several streams at once on one connection.
-Server -> client: {"type": "ready"}, {"type": "target"}, {"type": "done"}, {"type": "error"}.
+Server -> client: {"type": "ready"}, {"type": "target"}, {"type": "segment"}, {"type": "done"}, {"type": "error"}.
+A stream is a sentence or an hour: the engine cuts it into segments as the words arrive; each "target" says which
+segment its words belong to and each "segment" closes one, with its source and translation.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ class Limits:
     """Per-server limits; each keeps one hostile or buggy client from starving the others."""
 
     max_message_bytes: int = 64 * 1024  # larger frames are refused with close code 1009
-    max_words_per_stream: int = 2000  # a sentence-level model has no use for more
+    # Source words received but not yet read by the engine: a client may paste a document at once, but not run
+    # unboundedly ahead of the translation (the stream itself has no length limit).
+    max_queued_words: int = 20000
     max_streams_per_connection: int = 4  # open at the same time on one connection
     max_streams: int = 64  # open at the same time on the whole server
     max_connections: int = 256
@@ -54,8 +58,12 @@ class StreamSettings:
     policy: str = "psfuture"
     options: tuple[tuple[str, Scalar], ...] = ()
     target_al: float | None = None
+    segment: tuple[tuple[str, Scalar], ...] = ()  # the segmenter's settings (SEGMENT_FIELDS), checked by the engine
 
     RESERVED: ClassVar[frozenset] = frozenset({"type", "id", "policy", "target_al"})
+    # Message field -> psfuture.longform.Segmenter setting.
+    SEGMENT_FIELDS: ClassVar[dict] = {"cut_punctuation": "punctuation", "cut_model": "model", "model_eos": "model_eos",
+                                      "max_segment_words": "max_words"}
 
     @classmethod
     def from_message(cls, message: dict, default: "StreamSettings") -> "StreamSettings":
@@ -71,17 +79,18 @@ class StreamSettings:
             target_al = None
         if target_al is not None and not _is_number(target_al):
             raise ProtocolError("bad_setting", f"'target_al' must be a number, got {json.dumps(target_al)[:40]}")
+        segment = dict(default.segment)
         for name, value in message.items():
             if name in cls.RESERVED:
                 continue
             if not (value is None or isinstance(value, (str, bool)) or _is_number(value)):
-                raise ProtocolError("bad_setting", f"policy setting '{name[:40]}' must be a string, number, "
+                raise ProtocolError("bad_setting", f"setting '{name[:40]}' must be a string, number, "
                                     f"boolean or null, got {json.dumps(value)[:40]}")
-            options[name] = value
-        return cls(policy, tuple(sorted(options.items())), target_al)
+            (segment if name in cls.SEGMENT_FIELDS else options)[name] = value
+        return cls(policy, tuple(sorted(options.items())), target_al, tuple(sorted(segment.items())))
 
     def as_dict(self) -> dict:
-        d = {"policy": self.policy, **dict(self.options)}
+        d = {"policy": self.policy, **dict(self.options), **dict(self.segment)}
         if self.target_al is not None:
             d["target_al"] = self.target_al
         return d
@@ -154,13 +163,29 @@ class Opened:
 
 @dataclass(frozen=True)
 class Wrote:
-    """New target words; `delays` are the source words read when each was written."""
+    """New target words of one segment; `delays` are the stream's source words read when each was written,
+    `source_read` those read so far."""
 
     stream: int
     words: tuple[str, ...]
     source_read: int
     delays: tuple[int, ...]
     lag_ms: float | None = None
+    segment: int = 0
+    segment_start: int = 0  # stream position of the segment's first source word
+
+
+@dataclass(frozen=True)
+class SegmentClosed:
+    """A segment is complete: nothing more will be written for it."""
+
+    stream: int
+    segment: int
+    source: str
+    text: str
+    cut: str  # why it ended: punctuation, model, length, given, end
+    start: int  # stream position of its first source word
+    delays: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -179,7 +204,7 @@ class Failed:
     message: str
 
 
-Outcome = Union[Opened, Wrote, Finished, Failed]
+Outcome = Union[Opened, Wrote, SegmentClosed, Finished, Failed]
 
 
 class Capacity:
@@ -223,7 +248,8 @@ class _Stream:
     number: int  # unique per connection; the adapter's handle for the model work
     id: str  # the client's name for it
     words: WordBuffer = field(default_factory=WordBuffer)
-    source_words: int = 0
+    source_words: int = 0  # received
+    source_read: int = 0  # read by the engine
     target_words: int = 0
     ended: bool = False
 
@@ -341,9 +367,10 @@ class ServerProtocol:
         if not words:
             return []
         stream.source_words += len(words)
-        if stream.source_words > self.limits.max_words_per_stream:
-            return self._fail(stream, "too_many_words", f"a stream may have at most "
-                              f"{self.limits.max_words_per_stream} source words; split the text into sentences")
+        if stream.source_words - stream.source_read > self.limits.max_queued_words:
+            return self._fail(stream, "too_far_ahead", f"more than {self.limits.max_queued_words} source words are "
+                              "waiting to be translated; send the text at most as fast as it is translated "
+                              "(the stream itself may be as long as you like)")
         return [Push(stream.number, tuple(words))]
 
     def _on_end(self, message: dict) -> list[Event]:
@@ -371,13 +398,19 @@ class ServerProtocol:
         if isinstance(outcome, Opened):
             return [Reply({"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **outcome.info})]
         if isinstance(outcome, Wrote):
+            stream.source_read = max(stream.source_read, outcome.source_read)
             if not outcome.words:
                 return []
             stream.target_words += len(outcome.words)
             extra = {} if outcome.lag_ms is None else {"lag_ms": outcome.lag_ms}
-            return [Reply({"type": "target", "id": stream.id, "text": " ".join(outcome.words),
-                           "words": list(outcome.words), "source_read": outcome.source_read,
-                           "delays": list(outcome.delays), **extra})]
+            return [Reply({"type": "target", "id": stream.id, "segment": outcome.segment,
+                           "segment_start": outcome.segment_start,
+                           "text": " ".join(outcome.words), "words": list(outcome.words),
+                           "source_read": outcome.source_read, "delays": list(outcome.delays), **extra})]
+        if isinstance(outcome, SegmentClosed):
+            return [Reply({"type": "segment", "id": stream.id, "segment": outcome.segment, "source": outcome.source,
+                           "text": outcome.text, "cut": outcome.cut, "start": outcome.start,
+                           "delays": list(outcome.delays)})]
         if isinstance(outcome, Finished):
             self._forget(stream)
             return [Reply({"type": "done", "id": stream.id, "text": outcome.text, **outcome.summary})]

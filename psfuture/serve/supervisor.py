@@ -60,15 +60,17 @@ class WorkerConfig:
     def to_json(self, index: int) -> str:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d.update(index=index, model=self.model.to_dict(), limits=asdict(self.limits),
-                 defaults=[self.defaults.policy, list(self.defaults.options), self.defaults.target_al])
+                 defaults=[self.defaults.policy, list(self.defaults.options), self.defaults.target_al,
+                           list(self.defaults.segment)])
         return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> tuple[int, "WorkerConfig"]:
         d = json.loads(text)
-        policy, options, target_al = d.pop("defaults")
+        policy, options, target_al, segment = d.pop("defaults")
+        defaults = StreamSettings(policy, tuple(tuple(o) for o in options), target_al, tuple(tuple(o) for o in segment))
         return d.pop("index"), cls(**{**d, "model": ModelSpec.from_dict(d["model"]), "limits": Limits(**d["limits"]),
-                                      "defaults": StreamSettings(policy, tuple(tuple(o) for o in options), target_al)})
+                                      "defaults": defaults})
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024) -> socket.socket:

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from psfuture.serve.protocol import (Capacity, Drop, Failed, Finish, Finished, Limits, Open, Opened, Push, Reply,
-                                     ServerProtocol, StreamSettings, WordBuffer, Wrote)
+                                     SegmentClosed, ServerProtocol, StreamSettings, WordBuffer, Wrote)
 
 
 def replies(events):
@@ -40,7 +40,7 @@ def test_full_exchange_produces_ordered_work_and_replies():
     # The word that comes with the end goes straight to the final decode (as SimulEval's last word).
     assert send(p, type="end") == [Finish(n, ("schuf",))]
     [target] = replies(p.outcome(Wrote(n, ("In", "the"), 2, (1, 2), lag_ms=3.0)))
-    assert target == {"type": "target", "id": "1", "text": "In the", "words": ["In", "the"], "source_read": 2,
+    assert target == {"type": "target", "id": "1", "segment": 0, "segment_start": 0, "text": "In the", "words": ["In", "the"], "source_read": 2,
                       "delays": [1, 2], "lag_ms": 3.0}
     [done] = replies(p.outcome(Finished(n, "In the beginning", {"delays": [1, 2, 3]})))
     assert done["type"] == "done" and done["text"] == "In the beginning"
@@ -104,12 +104,14 @@ def test_source_after_end_and_double_end_are_refused():
     assert send(p, type="source", text="x ")[0].message["code"] == "no_stream"
 
 
-def test_word_limit_closes_the_stream():
-    p = ServerProtocol(Limits(max_words_per_stream=3))
+def test_a_stream_has_no_length_limit_only_a_queue_limit():
+    p = ServerProtocol(Limits(max_queued_words=3))
     n = send(p, type="start")[0].stream
     assert work(send(p, type="source", text="a b c")) == [Push(n, ("a", "b"))]
-    events = send(p, type="source", text=" d ")
-    assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "too_many_words"
+    p.outcome(Wrote(n, (), 2, ()))  # the engine has read two words: two more fit in the queue
+    assert work(send(p, type="source", text=" d e ")) == [Push(n, ("c", "d", "e"))]
+    events = send(p, type="source", text="f ")
+    assert work(events) == [Drop(n)] and replies(events)[0]["code"] == "too_far_ahead"
     assert p.streams == {} and p.capacity.used == 0
     # Outcomes of work already queued for the dropped stream are ignored.
     assert p.outcome(Wrote(n, ("A",), 1, (1,))) == [] and p.outcome(Finished(n, "A", {})) == []
@@ -187,3 +189,16 @@ def test_the_protocol_imports_without_torch_or_policies():
             "print(heavy, t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "[]", f"importing the protocol loaded {out}"
+
+
+def test_segments_are_announced_and_target_words_name_theirs():
+    p = ServerProtocol()
+    n = send(p, type="start", cut_punctuation=False, max_segment_words=5, k=2, policy="waitk")[0]
+    assert n.settings.segment == (("cut_punctuation", False), ("max_segment_words", 5))
+    assert n.settings.options == (("k", 2),)
+    [target] = replies(p.outcome(Wrote(n.stream, ("In",), 3, (3,), segment=1)))
+    assert target["segment"] == 1
+    [segment] = replies(p.outcome(SegmentClosed(n.stream, 1, "Im Anfang", "In the beginning", "punctuation", 7,
+                                                (8, 9, 9))))
+    assert segment == {"type": "segment", "id": "1", "segment": 1, "source": "Im Anfang", "text": "In the beginning",
+                       "cut": "punctuation", "start": 7, "delays": [8, 9, 9]}

@@ -12,7 +12,7 @@ from psfuture.model import load_model
 from psfuture.policies import make_policy
 from psfuture.serve.protocol import Limits
 from psfuture.serve.server import EngineOptions, StreamServer
-from psfuture.session import Session
+from psfuture import longform
 
 SENTENCES = [
     "Im Anfang schuf Gott die Himmel und die Erde.",
@@ -29,15 +29,11 @@ def model(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
-def offline(model, sentence, policy="psfuture", how="words", **settings):
-    """What the engine writes for the sentence read a word at a time: the reference for every stream. A last
-    word sent without whitespace after it comes with the end and goes straight to the final decode."""
-    session = Session(model, make_policy(policy, **settings))
-    words = sentence.split()
-    for i, word in enumerate(words):
-        session.push([word], run=how == "words" or i < len(words) - 1)
-    session.finish()
-    return list(session.target_words), list(session.delays)
+def offline(model, text, policy="psfuture", **settings):
+    """What the engine writes for the text read a word at a time (psfuture.longform: cut into segments; a
+    sentence's last word goes straight to its final decode): the reference for every stream."""
+    segments = longform.translate(model, make_policy(policy, **settings), text)
+    return [w for s in segments for w in s.words], [d for s in segments for d in s.delays]
 
 
 def run(coro):
@@ -49,16 +45,24 @@ async def recv(ws):
 
 
 async def until_done(ws, stream_id=None):
-    """Collect target words of one stream until its done; returns (done, streamed words, other messages)."""
-    words, other = [], []
+    """Collect target words of one stream until its done; returns (done, streamed words, other messages).
+    Checks that every "segment" closes the words its "target" messages carried, in order."""
+    words, other, by_segment, closed = [], [], {}, []
     while True:
         m = await recv(ws)
         if stream_id is not None and m.get("id") != stream_id:
             other.append(m)
         elif m["type"] == "target":
             assert m["text"] == " ".join(m["words"]) and len(m["delays"]) == len(m["words"])
+            assert m["segment"] == len(closed), "words of a closed segment"
             words += m["words"]
+            by_segment.setdefault(m["segment"], []).extend(m["words"])
+        elif m["type"] == "segment":
+            assert m["segment"] == len(closed) and m["text"] == " ".join(by_segment.get(m["segment"], []))
+            closed.append(m)
         elif m["type"] in ("done", "error"):
+            if m["type"] == "done":
+                assert m["segments"] == len(closed) and m["text"] == " ".join(words)
             return m, words, other
         else:
             other.append(m)
@@ -119,7 +123,7 @@ def test_concurrent_clients_get_exactly_the_offline_translation(model, batch):
             return await asyncio.gather(*[translate(server.port, s, how, **p) for s, how, p in cases])
 
     for (sentence, how, settings), (_, done, words) in zip(cases, run(main())):
-        expected_words, expected_delays = offline(model, sentence, how=how, **settings)
+        expected_words, expected_delays = offline(model, sentence, **settings)
         assert words == done["words"] == expected_words, sentence
         assert done["delays"] == expected_delays, sentence
 
@@ -149,7 +153,7 @@ def test_one_connection_runs_streams_side_by_side_and_one_after_another(model):
                     elif m["type"] == "done":
                         done[m["id"]] = m
                     else:
-                        assert m["type"] == "ready", m
+                        assert m["type"] in ("ready", "segment"), m
                 # The same connection, the same id again, after "done".
                 await ws.send(json.dumps({"type": "start", "id": "a"}))
                 await ws.send(json.dumps({"type": "source", "id": "a", "text": SENTENCES[4]}))
@@ -164,7 +168,7 @@ def test_one_connection_runs_streams_side_by_side_and_one_after_another(model):
 
 
 def test_hostile_input_gets_errors_and_the_server_keeps_serving(model):
-    limits = Limits(max_message_bytes=2000, max_words_per_stream=20)
+    limits = Limits(max_message_bytes=2000, max_queued_words=20)
 
     async def main():
         async with StreamServer(port=0, model=model, limits=limits) as server:
@@ -219,7 +223,7 @@ def test_hostile_input_gets_errors_and_the_server_keeps_serving(model):
     assert errors == ["bad_json", "bad_message", "unknown_type", "no_stream", "bad_setting", "bad_setting"]
     assert sorted(replies) == ["done", "error", "ready"] and replies["error"]["code"] in ("stream_ended", "no_stream")
     assert [m["type"] for m in too_long] in (["ready", "error"], ["error"])
-    assert too_long[-1]["code"] == "too_many_words"
+    assert too_long[-1]["code"] == "too_far_ahead"
     assert done["words"] == offline(model, SENTENCES[0])[0]
     assert closes == {"binary": 1003, "too big": 1009}
     assert other[1]["words"] == offline(model, SENTENCES[3])[0]
@@ -274,3 +278,36 @@ def test_shutdown_lets_ended_streams_finish_then_closes_with_1001(model):
     done, other, code = run(main())
     assert done["type"] == "done" and done["words"] == offline(model, SENTENCES[0])[0]
     assert [m["code"] for m in other] == ["shutting_down"] and code == 1001
+
+
+def test_one_stream_carries_a_whole_talk_past_the_old_word_cap(model):
+    """Thousands of words, one stream, no end until the talk is over: nothing lost, nothing doubled, segments
+    closed as sentences end, and pasting the talk at once gives what word-by-word sending gives."""
+    talk = " ".join(SENTENCES * 60)  # 2,640 words: the old cap of 2,000 per stream is gone
+    talk_words = talk.split()
+
+    async def main():
+        async with StreamServer(port=0, model=model) as server:
+            word_by_word = asyncio.create_task(translate(server.port, talk, "words", policy="waitk", k=2))
+            pasted = await translate(server.port, talk, "whole", policy="waitk", k=2)
+            return await word_by_word, pasted
+
+    (_, done, words), (_, pasted, pasted_words) = run(main())
+    expected_words, expected_delays = offline(model, talk, "waitk", k=2)
+    assert done["source_words"] == len(talk_words) and done["segments"] == len(SENTENCES) * 60
+    assert words == done["words"] == expected_words and done["delays"] == expected_delays
+    assert pasted_words == pasted["words"] == words and pasted["delays"] == done["delays"]
+
+
+def test_a_start_message_sets_the_segmenter(model):
+    async def main():
+        async with StreamServer(port=0, model=model) as server:
+            plain = await translate(server.port, " ".join(SENTENCES[:3]), cut_punctuation=False, max_segment_words=8)
+            bad = await translate(server.port, "x", max_segment_words=0)
+            return plain, bad
+
+    (ready, done, _), (_, bad, _) = run(main())
+    assert ready["segmenter"] == "segmenter(length,max_words=8)"
+    words = len(" ".join(SENTENCES[:3]).split())
+    assert done["segments"] == -(-words // 8)
+    assert bad["type"] == "error" and "max_words=0" in bad["message"]

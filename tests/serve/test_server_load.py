@@ -114,7 +114,7 @@ async def hostile(port: int, index: int, frames: int, limits: Limits) -> dict:
 
 
 def test_live_streams_stay_exact_while_hostile_clients_send_a_thousand_bad_frames(model):
-    limits = Limits(max_message_bytes=4096, max_words_per_stream=60, max_streams=256)
+    limits = Limits(max_message_bytes=4096, max_queued_words=60, max_streams=256)
     cases = [(s, POLICIES[i % len(POLICIES)]) for i, s in enumerate(SENTENCES)]
     assert len(cases) == 16
 
