@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = """\
-Running the policies through CTranslate2: psfuture/ct2_model.py is that adapter (tests/test_ct2_model.py
+Running the policies through CTranslate2: psfuture/backends/ct2.py is that adapter (tests/backends/test_ct2.py
 checks its log-probs, attention, sessions and translations against the fairseq adapter). It asks
 `translate_batch(target_prefix=..., max_decoding_length=len(prefix) + 1, return_logits_vocab=True,
 return_attention=True, return_end_token=True)` and log-softmaxes the logits at position len(prefix);

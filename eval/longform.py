@@ -119,7 +119,8 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, help="first N sentences only (a smoke check, not a result)")
     ap.add_argument("--talk", type=int, default=200, help="consecutive sentences per stream (default: %(default)s)")
     ap.add_argument("--condition", choices=("written", "asr"), default="written")
-    ap.add_argument("--cut", default="punctuation", help="cut rules, +-joined: punctuation, model (default: %(default)s)")
+    ap.add_argument("--cut", default="punctuation", help="cut rules, comma-separated: punctuation, model, none "
+                    "(length only) (default: %(default)s)")
     ap.add_argument("--model-eos", type=float, default=0.5)
     ap.add_argument("--max-words", type=int, default=60)
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated labels of " + ", ".join(CONFIGS))
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
     from psfuture.experiments import significance
     from psfuture.experiments import sweep
     from psfuture.experiments.metrics import Corpus, read_corpus
-    from psfuture.longform import Segmenter
+    from psfuture.segmenter import Segmenter
     from psfuture.policies import make_policy
 
     torch.set_num_threads(args.threads)
@@ -144,7 +145,7 @@ def main(argv=None) -> None:
     sources = [asr_like(s) if args.condition == "asr" else s for s in corpus.sources]
     keep = [i for i, s in enumerate(sources) if s]
     sources, references = [sources[i] for i in keep], [corpus.references[i] for i in keep]
-    rules = set(args.cut.split("+"))
+    rules = set(re.split(r"[,+]", args.cut))
     segmenter = Segmenter(punctuation="punctuation" in rules, model="model" in rules, model_eos=args.model_eos,
                           max_words=args.max_words)
     labels = args.configs.split(",")

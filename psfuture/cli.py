@@ -70,7 +70,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "default: %(default)s")
     g.add_argument("--max-segment-words", type=_positive(int), default=d.max_words,
                    help="the guard: no segment is longer (default: %(default)s)")
-    g.add_argument("--model-eos", type=_positive(float), default=d.model_eos,
+    g.add_argument("--model-eos", type=_probability, default=d.model_eos,
                    help="probability of the end of the translation, with more source to come, that cuts "
                         "(--cut model; default: %(default)s)")
 
@@ -104,6 +104,13 @@ def _option(text: str) -> tuple[str, object]:
         return name, value  # a bare string such as divergence=js
 
 
+def _probability(text: str) -> float:
+    value = _positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a probability is at most 1, got {text}")
+    return value
+
+
 def _cuts(text: str) -> str:
     rules = set(text.split(","))
     if not rules <= {"punctuation", "model", "none"}:
@@ -124,7 +131,8 @@ def _settings(args) -> StreamSettings:
 def _limits(args) -> Limits:
     return Limits(max_message_bytes=args.max_message_bytes, max_queued_words=args.max_queued_words,
                   max_streams_per_connection=args.max_streams_per_connection, max_streams=args.max_streams,
-                  max_connections=args.max_connections, idle_timeout_s=args.idle_timeout)
+                  max_connections=args.max_connections, idle_timeout_s=args.idle_timeout,
+                  max_segment_words=max(Limits.max_segment_words, args.max_segment_words))
 
 
 def _load(args):
@@ -132,12 +140,13 @@ def _load(args):
     model runs where and in which precision (and why, when --dtype auto chose it)."""
     from .backends import load
     from .errors import PsFutureError
-    from .serve.engine import build_policy
+    from .serve.engine import build_policy, build_segmenter
     try:
         spec = ModelSpec.from_args(args)
         model = load(spec)
         settings = _settings(args)
         build_policy(settings, _calibration(model))
+        build_segmenter(settings)
     except PsFutureError as e:
         raise CliError(str(e)) from None
     logging.getLogger().setLevel(args.log_level)  # importing fairseq resets the root logger
@@ -186,9 +195,7 @@ class _Printer:
         self.pending += words
 
     def show(self, stream) -> None:
-        new = stream.pop()
-        delays = stream.delays[len(stream.delays) - len(new):] if new else ()
-        for (_, word), delay in zip(new, delays):
+        for _, word, delay in stream.pop():
             if self.timeline:
                 self._reads(delay)
                 self.out.write(f"WRITE {word}\t(after {delay} source words)\n")
@@ -235,8 +242,11 @@ def translate(args) -> int:
     torch.set_num_threads(args.threads)
     stream = LongSession(model, build_policy(settings, _calibration(model)), build_segmenter(settings))
     printer, buffer = _Printer(sys.stdout, args.timeline), WordBuffer()
+    in_line = 0  # words of the current line pushed so far
 
     def push(words, boundary: bool = False):
+        nonlocal in_line
+        in_line = 0 if boundary else in_line + len(words)
         printer.source(words)
         for i, word in enumerate(words):  # one READ step per word, however the text arrived (as the server does),
             # except a line's last word: it comes with the line's end and goes straight to the segment's final
@@ -253,11 +263,12 @@ def translate(args) -> int:
                 words = buffer.feed(part) + buffer.flush()
                 if words:
                     push(words, boundary=True)
-                elif not printer.line_open and not args.timeline:
-                    print(flush=True)  # an empty line in, an empty line out: line-aligned input stays aligned
-                elif printer.line_open:  # the line's words were already pushed (typed word by word): end it here
+                elif in_line:  # the line's words came earlier (typed word by word): its end ends the segment
                     stream.cut()
                     printer.show(stream)
+                    in_line = 0
+                elif not args.timeline:
+                    print(flush=True)  # an empty line in, an empty line out: line-aligned input stays aligned
             else:
                 push(buffer.feed(part + " "))
     push(buffer.flush())

@@ -45,6 +45,7 @@ class LongSession:
         self._delays: list[int] = []
         self._popped = 0
         self._popped_segments = 0
+        self._offset = 0  # target words of the closed segments
         self.stats = Stats()
 
     # ---- views ------------------------------------------------------------------------------------
@@ -87,8 +88,18 @@ class LongSession:
         word goes straight to the final decode, as SimulEval feeds a sentence's last word."""
         if self._finished:
             raise SessionError("push() after finish(): this stream has ended; start a new LongSession")
-        words = words.split() if isinstance(words, str) else [p for w in words for p in str(w).split()]
+        if isinstance(words, str):
+            words = words.split()
+        else:
+            words = list(words)
+            if not all(isinstance(w, str) for w in words):
+                raise SessionError("push() takes a str or a list of str words")
+            words = [part for w in words for part in w.split()]
+        if not words:
+            return self.finish(run=run) if last else self.cut(run=run) if boundary else None
         for i, word in enumerate(words):
+            if self._pending_cut is not None:  # a cut whose final decode has not run yet: run it first
+                self.run()
             final = i == len(words) - 1 and (last or boundary)
             if self._session is None:
                 self._session = Session(self.model, self.policy, **self.session_kw)
@@ -109,8 +120,6 @@ class LongSession:
                 self.run()
         if last:
             self._finished = True
-            if self._session is None:  # nothing open: the stream is done
-                return
 
     def cut(self, *, run: bool = True) -> None:
         """End the open segment here (a boundary the caller knows, after words already pushed)."""
@@ -131,9 +140,10 @@ class LongSession:
         if run:
             self.run()
 
-    def pop(self) -> list[tuple[int, str]]:
-        """(segment, word) of the target words written since the last pop()."""
-        new = self._words[self._popped:]
+    def pop(self) -> list[tuple[int, str, int]]:
+        """(segment, word, delay) of the target words written since the last pop(); delay: source words of the
+        stream read when the word was written."""
+        new = [(k, w, d) for (k, w), d in zip(self._words[self._popped:], self._delays[self._popped:])]
         self._popped = len(self._words)
         return new
 
@@ -178,17 +188,14 @@ class LongSession:
 
     def _collect(self, session: Session) -> None:
         index = len(self.segments)
-        for word, delay in zip(session.pop(), session.delays[len(self._delays) - self._segment_offset():]):
+        for word, delay in zip(session.pop(), session.delays[len(self._delays) - self._offset:]):
             self._words.append((index, word))
             self._delays.append(self._start + delay)
 
-    def _segment_offset(self) -> int:
-        return sum(len(s.words) for s in self.segments)
-
     def _close(self, session: Session, cut: str) -> None:
-        offset = self._segment_offset()
         self.segments.append(Segment(len(self.segments), self._start, session.source_words, session.target_words,
-                                     tuple(self._delays[offset:]), cut))
+                                     tuple(self._delays[self._offset:]), cut))
+        self._offset = len(self._delays)
         self._session, self._pending_cut, self._probe = None, None, False
 
 

@@ -9,7 +9,8 @@ from psfuture.errors import ConfigError
 
 CUTS = ("punctuation", "model", "length", "given", "end")  # "given": the caller said so (a line end, a pause)
 _FINAL = re.compile(r"[.!?\u2026][\"'\u201c\u201d\u201e\u00bb\u00ab)\]]*$")
-_ORDINAL = re.compile(r"^\(?\d{1,4}\.$")  # "3." in "am 3. Oktober", list numbers
+_ORDINAL = re.compile(r"^\(?\d{1,2}\.$")  # "3." in "am 3. Oktober", list numbers ("im Jahr 2023." does end)
+_CLOSING = "\"'\u201c\u201d\u201e\u00bb\u00ab)]"
 # German abbreviations that end in a period and rarely end a sentence (lowercased; "z.B." and "z." of "z. B.").
 ABBREVIATIONS = frozenset("""
 z.b. z. b. d.h. d. h. u.a. u. a. usw. bzw. ca. dr. nr. vgl. etc. evtl. ggf. inkl. abb. tab. s. hr. fr. prof. st.
@@ -20,7 +21,8 @@ bd. kap. anm. mind. ggü. i.d.r. u.u. o. u. v. a. ff. f.
 
 def ends_sentence(word: str) -> bool:
     """Does this source word end a sentence by its punctuation (no look-ahead)?"""
-    return bool(_FINAL.search(word)) and word.lower() not in ABBREVIATIONS and not _ORDINAL.match(word)
+    bare = word.rstrip(_CLOSING)
+    return bool(_FINAL.search(word)) and bare.lower() not in ABBREVIATIONS and not _ORDINAL.match(bare)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Segmenter:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: a cut rule is on or off (true or false)")
         if not (isinstance(self.max_words, int) and not isinstance(self.max_words, bool) and self.max_words >= 1):
             raise ConfigError(f"max_words={self.max_words!r}: a segment's word limit must be an integer >= 1")
-        if not (isinstance(self.min_words, int) and self.min_words >= 1):
+        if not (isinstance(self.min_words, int) and not isinstance(self.min_words, bool) and self.min_words >= 1):
             raise ConfigError(f"min_words={self.min_words!r}: must be an integer >= 1")
         if not (isinstance(self.model_eos, (int, float)) and not isinstance(self.model_eos, bool)
                 and 0 < self.model_eos <= 1):

@@ -60,8 +60,8 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
             writes.append((word, int(delay)))
     words, delays = reference[0]
     assert reads == len(GERMAN[0].split()) and writes == list(zip(words, delays))
-    assert r.stdout.splitlines()[-2].startswith("SEGMENT 0 (end): 10 source words")
-    assert r.stdout.splitlines()[-1].startswith("END   1 segments, 10 source words")
+    assert r.stdout.splitlines()[-2].startswith("SEGMENT 0 (punctuation): 9 source words")
+    assert r.stdout.splitlines()[-1].startswith("END   1 segments, 9 source words")
 
 
 @pytest.mark.parametrize("args, code, message", [
@@ -132,7 +132,7 @@ def test_serve_translates_and_shuts_down_on_sigterm(tiny_model_dir):
                 await ws.send(json.dumps({"type": "source", "text": GERMAN[0]}))
                 await ws.send(json.dumps({"type": "end"}))
                 while (m := json.loads(await ws.recv()))["type"] != "done":
-                    assert m["type"] in ("ready", "target"), m
+                    assert m["type"] in ("ready", "target", "segment"), m
                 proc.send_signal(signal.SIGTERM)
                 with pytest.raises(ConnectionClosed):
                     await ws.recv()
@@ -174,7 +174,9 @@ def test_the_cli_and_the_simuleval_agent_write_the_same_english(tiny_model_dir, 
     (tmp_path / "ref.en").write_text("\n".join(refs) + "\n", encoding="utf-8")
     for settings in ({}, {"threshold": 0.3}):
         flags = [x for k, v in settings.items() for x in ("--" + k, str(v))]
-        r = psfuture("translate", "--timeline", "--model", str(tiny_model_dir), *flags, stdin="\n".join(lines) + "\n")
+        # A line is a sentence, as the agents have it: cut at line ends only (--cut none), never by length.
+        r = psfuture("translate", "--timeline", "--cut", "none", "--max-segment-words", "1000", "--model",
+                     str(tiny_model_dir), *flags, stdin="\n".join(lines) + "\n")
         assert r.returncode == 0, r.stderr
         blocks = re.split(r"^SEGMENT .*$", r.stdout, flags=re.M)[:-1]  # one segment a line: each line's words
         offsets = [0]

@@ -121,3 +121,16 @@ def test_an_hour_of_speech_keeps_cost_and_memory_flat(model, document):
     early, late = sum(calls[500:1500]) / 1000, sum(calls[8000:9000]) / 1000
     assert late <= 1.2 * early + 0.5  # model calls per word: word 8,000 costs what word 500 does
     assert rss[1] - rss[0] < 64 * 1024  # KiB: peak memory after 9,000 words within 64 MB of that after 1,000
+
+
+def test_edge_calls_keep_the_stream_usable(model):
+    s = LongSession(model, make_policy("waitk", k=2), Segmenter(max_words=2), **CAP)
+    s.push(["Im", "Anfang"], run=False)  # a length cut whose final decode has not run yet ...
+    s.push(["schuf"], run=False)  # ... runs before the next word opens a new segment
+    s.push([], boundary=True)  # nothing new: the open segment ends here
+    s.push([], last=True)  # and the stream ends
+    assert s.state.value == "done" and [x.source for x in s.segments] == [("Im", "Anfang"), ("schuf",)]
+    with pytest.raises(Exception, match="after finish"):
+        s.push("mehr")
+    with pytest.raises(Exception, match="list of str"):
+        LongSession(model, make_policy("waitk")).push([1])

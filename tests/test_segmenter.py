@@ -8,7 +8,8 @@ from psfuture.segmenter import Segmenter, ends_sentence
 @pytest.mark.parametrize("word, ends", [
     ("Erde.", True), ("gut!", True), ("wirklich?", True), ('"Ja."', True), ("Licht!»", True), ("(siehe oben).", True),
     ("z.B.", False), ("Nr.", False), ("usw.", False), ("bzw.", False), ("3.", False), ("12.", False),
-    ("Erde", False), ("Gott:", False), ("Datei,", False), ("v1.2", False), ("...", True),
+    ("Erde", False), ("Gott:", False), ("Datei,", False), ("v1.2", False), ("...", True), ("2023.", True),
+    ("usw.)", False),
 ])
 def test_punctuation_rule_on_german(word, ends):
     assert ends_sentence(word) is ends

@@ -68,7 +68,13 @@ class EngineOptions:
 def build_segmenter(settings: StreamSettings, default: Segmenter = Segmenter()) -> Segmenter:
     """The stream's segmenter: `default` with the settings' segment fields (the server's defaults, then the start
     message's); ConfigError if bad."""
-    return dataclasses.replace(default, **{StreamSettings.SEGMENT_FIELDS[k]: v for k, v in settings.segment})
+    try:
+        return dataclasses.replace(default, **{StreamSettings.SEGMENT_FIELDS[k]: v for k, v in settings.segment})
+    except ConfigError as e:  # name the setting as the client spelled it
+        message = str(e)
+        for field, name in StreamSettings.SEGMENT_FIELDS.items():
+            message = message.replace(f"{name}=", f"{field}=", 1) if message.startswith(f"{name}=") else message
+        raise ConfigError(message) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -257,7 +263,7 @@ class ModelWorker:
             return False
         if isinstance(work, Push):
             session.push(list(work.words), run=False)
-        elif work.words:  # words that came with the end: no step of their own
+        elif work.words:  # the (at most one) word that came with the end: no step of its own
             session.push(list(work.words), run=False, last=True)
         else:
             session.finish(run=False)
@@ -266,14 +272,13 @@ class ModelWorker:
     def _outcome(self, item: _Item) -> list[Outcome]:
         session, n = self._sessions[item.key], item.work.stream
         written = session.pop()
-        delays = session.delays[len(session.delays) - len(written):] if written else ()
         lag_ms = round((time.perf_counter() - item.since) * 1000, 2)
         out: list[Outcome] = []
-        starts = {s.index: s.start for s in session.segments[-2:]}
-        for segment in sorted({k for k, _ in written}) or [session.segment_index]:  # a round may close a segment
-            mine = [(w, d) for (k, w), d in zip(written, delays) if k == segment]
+        for segment in sorted({k for k, _, _ in written}) or [session.segment_index]:  # a round may close segments
+            mine = [(w, d) for k, w, d in written if k == segment]
+            start = session.segments[segment].start if segment < len(session.segments) else session.segment_start
             out.append(Wrote(n, tuple(w for w, _ in mine), session.source_read, tuple(d for _, d in mine), lag_ms,
-                             segment, starts.get(segment, session.segment_start)))
+                             segment, start))
         out += [SegmentClosed(n, s.index, " ".join(s.source), s.text, s.cut, s.start, s.delays)
                 for s in session.pop_segments()]
         if isinstance(item.work, Finish):

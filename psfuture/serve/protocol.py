@@ -32,6 +32,9 @@ class Limits:
     # Source words received but not yet read by the engine: a client may paste a document at once, but not run
     # unboundedly ahead of the translation (the stream itself has no length limit).
     max_queued_words: int = 20000
+    # The longest segment a start message may ask for: a segment is re-encoded at every word, so its length bounds
+    # what one word costs.
+    max_segment_words: int = 200
     max_streams_per_connection: int = 4  # open at the same time on one connection
     max_streams: int = 64  # open at the same time on the whole server
     max_connections: int = 256
@@ -61,7 +64,7 @@ class StreamSettings:
     segment: tuple[tuple[str, Scalar], ...] = ()  # the segmenter's settings (SEGMENT_FIELDS), checked by the engine
 
     RESERVED: ClassVar[frozenset] = frozenset({"type", "id", "policy", "target_al"})
-    # Message field -> psfuture.longform.Segmenter setting.
+    # Message field -> psfuture.segmenter.Segmenter setting.
     SEGMENT_FIELDS: ClassVar[dict] = {"cut_punctuation": "punctuation", "cut_model": "model", "model_eos": "model_eos",
                                       "max_segment_words": "max_words"}
 
@@ -331,6 +334,10 @@ class ServerProtocol:
 
     def _on_start(self, message: dict) -> list[Event]:
         settings = StreamSettings.from_message(message, self.defaults)
+        longest = dict(settings.segment).get("max_segment_words")
+        if _is_number(longest) and longest > self.limits.max_segment_words:
+            raise ProtocolError("bad_setting", f"max_segment_words may be at most {self.limits.max_segment_words} "
+                                "on this server (a segment is re-encoded at every word)")
         stream_id = message.get("id") or self._free_id()
         if stream_id in self.streams:
             raise ProtocolError("stream_open", f"stream {json.dumps(stream_id)} is still open; send "

@@ -300,14 +300,21 @@ def test_one_stream_carries_a_whole_talk_past_the_old_word_cap(model):
 
 
 def test_a_start_message_sets_the_segmenter(model):
+    async def refused(port, **start):
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await recv(ws)
+            await ws.send(json.dumps({"type": "start", **start}))
+            return await recv(ws)
+
     async def main():
         async with StreamServer(port=0, model=model) as server:
             plain = await translate(server.port, " ".join(SENTENCES[:3]), cut_punctuation=False, max_segment_words=8)
-            bad = await translate(server.port, "x", max_segment_words=0)
-            return plain, bad
+            return plain, await refused(server.port, max_segment_words=0), await refused(server.port,
+                                                                                          max_segment_words=10 ** 6)
 
-    (ready, done, _), (_, bad, _) = run(main())
+    (ready, done, _), zero, huge = run(main())
     assert ready["segmenter"] == "segmenter(length,max_words=8)"
     words = len(" ".join(SENTENCES[:3]).split())
     assert done["segments"] == -(-words // 8)
-    assert bad["type"] == "error" and "max_words=0" in bad["message"]
+    assert zero["code"] == "bad_setting" and zero["message"].startswith("max_segment_words=0")
+    assert huge["code"] == "bad_setting" and "at most 200" in huge["message"]

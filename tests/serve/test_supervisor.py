@@ -65,7 +65,7 @@ async def translate(port: int, sentence: str) -> tuple[int, list[str]]:
             await ws.send(json.dumps({"type": "source", "text": word + " "}))
         await ws.send(json.dumps({"type": "end"}))
         while (m := json.loads(await ws.recv()))["type"] != "done":
-            assert m["type"] in ("ready", "target"), m
+            assert m["type"] in ("ready", "target", "segment"), m
         return hello["worker"], m["words"]
 
 
