@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-import psfuture  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
+import psfuture.tasks  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
 
 
 def _checkpoints(work: Path, n: int) -> list[Path]:

@@ -71,7 +71,7 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.data} holds no binarized data; run scripts/prepare.py first")
     extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
     args.work.mkdir(parents=True, exist_ok=True)
-    # --user-dir psfuture: its import allow-lists argparse.Namespace, without which fairseq cannot
+    # --user-dir psfuture: its tasks package allow-lists argparse.Namespace, without which fairseq cannot
     # resume from its own checkpoints under torch>=2.6.
     cmd = [sys.executable, "-m", "fairseq_cli.train", str(args.data), "--save-dir", str(args.work),
            "--user-dir", str(PACKAGE), *COMMON, *PRESETS[args.preset], *extra]

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_model import export  # noqa: E402
 from train import COMMON  # noqa: E402
 
-import psfuture  # noqa: E402  (allow-lists argparse.Namespace for torch.load)
+import psfuture  # noqa: E402
+import psfuture.tasks  # noqa: E402,F401  (allow-lists argparse.Namespace for torch.load)
 from psfuture.tasks.p2f_loss import NAME as WEIGHTED_LOSS  # noqa: E402
 from psfuture.tasks.alignment import table_path  # noqa: E402
 from psfuture.tasks.prefix_to_full import BOUNDS, out_of_range  # noqa: E402

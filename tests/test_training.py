@@ -3,7 +3,7 @@ import json
 
 import torch
 
-import psfuture  # noqa: F401
+import psfuture.tasks  # noqa: F401  (allow-lists argparse.Namespace for torch.load)
 
 
 def test_tiny_model_dir_layout(tiny_model_dir):
