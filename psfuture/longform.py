@@ -25,7 +25,7 @@ from psfuture.backends.base import ModelBackend, Query
 from psfuture.errors import SessionError
 from psfuture.policies import Policy, PsFuture, greedy
 from psfuture.segmenter import Segment, Segmenter, ends_sentence
-from psfuture.session import Session, State, Stats, Work
+from psfuture.session import Session, State, Stats, Work, split_words
 
 class LongSession:
     """See the module docstring. Drive it like a Session: push/finish with run=True, or run=False and let
@@ -88,13 +88,7 @@ class LongSession:
         word goes straight to the final decode, as SimulEval feeds a sentence's last word."""
         if self._finished:
             raise SessionError("push() after finish(): this stream has ended; start a new LongSession")
-        if isinstance(words, str):
-            words = words.split()
-        else:
-            words = list(words)
-            if not all(isinstance(w, str) for w in words):
-                raise SessionError("push() takes a str or a list of str words")
-            words = [part for w in words for part in w.split()]
+        words = split_words(words)
         if not words:
             return self.finish(run=run) if last else self.cut(run=run) if boundary else None
         for i, word in enumerate(words):

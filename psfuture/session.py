@@ -94,13 +94,7 @@ class Session:
         if self._state is not State.READING:
             raise SessionError("push() after finish(): the source of this session is complete; "
                                "start a new Session for a new sentence")
-        if isinstance(words, str):
-            words = words.split()
-        else:
-            words = list(words)
-            if not all(isinstance(w, str) for w in words):
-                raise SessionError("push() takes a str or a list of str words")
-            words = [part for w in words for part in w.split()]
+        words = split_words(words)
         for w in words:
             self._source_words.append(w)
             self._source_ids.append(self.model.encode_word(w))
@@ -198,6 +192,16 @@ class Session:
         for word in self.model.decode(ids).split():
             self._words.append(word)
             self._delays.append(len(self._source_ids))
+
+
+def split_words(words: str | Iterable[str]) -> list[str]:
+    """push()'s argument as source words: a whitespace-separated str or a list of str (each split at whitespace)."""
+    if isinstance(words, str):
+        return words.split()
+    words = list(words)
+    if not all(isinstance(w, str) for w in words):
+        raise SessionError("push() takes a str or a list of str words")
+    return [part for w in words for part in w.split()]
 
 
 def run_batched(model: ModelBackend, sessions: Sequence[Session]) -> None:
