@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Pair, bible, ding, gimp, gnome, gnome_apps, libreoffice_help, libreoffice_ui, wesnoth
+from . import Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, libreoffice_help, libreoffice_ui, wesnoth
 from .clean import CleanConfig, clean_pairs, key
 from .fetch import Package, deb_version, extract, fetch
 
@@ -65,6 +65,13 @@ TRAIN_SOURCES = (
     Source("gnome-apps-ui", gnome_apps.PACKAGES,
            "per package, GPL-2.0+/3.0+ or LGPL (see /usr/share/doc/<package>/copyright)",
            gnome_apps.read_app_ui),
+    Source("cli-ui", catalogs.CLI_PACKAGES,
+           "per package (see /usr/share/doc/<package>/copyright): GPL-2.0+/3.0+ (GNU tools, gcc, git, dpkg, apt, "
+           "util-linux, gnupg), LGPL-2.1+ (glibc, libgpg-error), PostgreSQL License (postgresql)",
+           catalogs.read_catalogs),
+    Source("kde-ui", catalogs.KDE_PACKAGES,
+           "per package, GPL-2.0+ or LGPL-2.0+/2.1+ (see /usr/share/doc/<package>/copyright)",
+           lambda t: catalogs.read_catalogs(t, kde=True)),
 )
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
 
