@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, libreoffice_help, libreoffice_ui, wesnoth
+from . import Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, html_docs, libreoffice_help, libreoffice_ui, wesnoth
 from .clean import CleanConfig, clean_pairs, key
 from .fetch import Package, deb_version, extract, fetch
 
@@ -72,7 +72,11 @@ TRAIN_SOURCES = (
     Source("kde-ui", catalogs.KDE_PACKAGES,
            "per package, GPL-2.0+ or LGPL-2.0+/2.1+ (see /usr/share/doc/<package>/copyright)",
            lambda t: catalogs.read_catalogs(t, kde=True)),
+    Source("mate-user-guide", (Package("deb", "mate-user-guide", "1.26.0-1", gnome_apps.MEMBERS),),
+           "GFDL-1.1-or-later", gnome_apps.read_app_help, by_position=True),
+    *(Source(d.name, d.packages(), d.license, d.read, by_position=True) for d in html_docs.DOCS),
 )
+# Never a training source: debian-handbook and gnucash-docs are held out for a later evaluation.
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
 
 

@@ -21,7 +21,8 @@ def _local(el) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
 
-_SEPARATORS = {"keyseq": "+", "guiseq": " ▸ "}  # as the Yelp help viewer renders them
+# as the Yelp help viewer renders them (DocBook's menuchoice like Mallard's guiseq)
+_SEPARATORS = {"keyseq": "+", "guiseq": " ▸ ", "menuchoice": " ▸ "}
 
 
 def _join_sequences(root) -> None:

@@ -51,6 +51,9 @@ def test_key_and_menu_sequences_are_joined_as_displayed():
       <key>Shift</key> <key>Ctrl</key><key>Alt</key></keyseq> or choose <guiseq><gui>Edit</gui>
       <gui>Preferences</gui></guiseq>.</p></page>"""
     assert page_blocks(xml) == [("page/p", "Press Shift+Ctrl+Alt or choose Edit ▸ Preferences.")]
+    docbook = b"<article><para>Choose <menuchoice><guimenu>Edit</guimenu><guimenuitem>Copy</guimenuitem>" \
+              b"</menuchoice>.</para></article>"
+    assert page_blocks(docbook) == [("article/para", "Choose Edit ▸ Copy.")]
 
 
 def test_docbook_blocks_expand_own_entities_and_skip_metadata_and_external_entities():
