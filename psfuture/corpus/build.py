@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, html_docs, libreoffice_help, libreoffice_ui, wesnoth
+from . import (Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, html_docs, kde_help, libreoffice_help,
+               libreoffice_ui, wesnoth)
 from .clean import CleanConfig, clean_pairs, key
 from .fetch import Package, deb_version, extract, fetch
 
@@ -21,6 +22,7 @@ WESNOTH_CAMPAIGNS = ("did", "dm", "dw", "ei", "httt", "l", "low", "nr", "sof", "
                      "thot", "trow", "tsg", "ttb", "utbs")
 _WESNOTH_MO = ("usr/share/games/wesnoth/*/locale/de/*",)
 # One package, two sources: the desktop help is held out, the system administration guide trains.
+KDOCTOOLS = Package("deb", "kdoctools5", "5.103.0-1", (kde_help.CUSTOMIZATION + "/*",))  # the handbooks' entities
 GNOME_USER_DOCS = Package("deb", "gnome-user-docs", "43.0-2", (gnome.HELP_DIR + "/C/*", gnome.HELP_DIR + "/de/*"))
 
 
@@ -75,6 +77,9 @@ TRAIN_SOURCES = (
     Source("mate-user-guide", (Package("deb", "mate-user-guide", "1.26.0-1", gnome_apps.MEMBERS),),
            "GFDL-1.1-or-later", gnome_apps.read_app_help, by_position=True),
     *(Source(d.name, d.packages(), d.license, d.read, by_position=True) for d in html_docs.DOCS),
+    Source("kde-help", catalogs.KDE_PACKAGES + (KDOCTOOLS,),
+           "per package, GFDL-1.2-or-later, the KDE documentation license (see /usr/share/doc/<package>/copyright)",
+           kde_help.read_handbooks, by_position=True),
 )
 # Never a training source: debian-handbook and gnucash-docs are held out for a later evaluation.
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)

@@ -10,7 +10,9 @@ from .mo import has_placeholder, read_mo
 
 LOCALE_DIR = "usr/share/locale/de/LC_MESSAGES"
 MEMBERS = (LOCALE_DIR + "/*",)
-# (package, version) in Debian 12; each ships a German catalog of some size.
+# KDE packages also hold their handbooks (kde_help.py): both sources unpack the same members.
+KDE_MEMBERS = MEMBERS + ("usr/share/doc/HTML/de/*", "usr/share/doc/HTML/en/*")
+# (package, version) in Debian 12; each ships a German catalog or handbook of some size.
 CLI = (
     ("apt", "2.6.2"), ("aptitude-common", "0.8.13-5"), ("bash", "5.2.15-2+b13"),
     ("bison", "2:3.8.2+dfsg-1+b1"), ("coreutils", "9.1-1"), ("cpio", "2.13+dfsg-7.1"),
@@ -30,7 +32,8 @@ KDE = (
     ("digikam-data", "4:7.9.0-1"), ("dolphin", "4:22.12.3-1"), ("filelight", "4:22.12.3-1"),
     ("gwenview", "4:22.12.3-1"), ("k3b-i18n", "22.12.3-1"), ("kalzium-data", "4:22.12.3-1"),
     ("kate5-data", "4:22.12.3-1"), ("kcalc", "4:22.12.3-1"), ("kde-config-systemd", "1.2.1-3.2"),
-    ("kdeconnect", "22.12.3-1"), ("kdenlive-data", "22.12.3-2+deb12u2"), ("kdepim-runtime", "4:22.12.3-1"),
+    ("kaddressbook", "4:22.12.3-1"), ("kdeconnect", "22.12.3-1"), ("kdenlive-data", "22.12.3-2+deb12u2"),
+    ("kdepim-runtime", "4:22.12.3-1"),
     ("kdevelop-l10n", "4:22.12.2-1"), ("kdevelop-php-l10n", "22.12.2-1"),
     ("kdevelop-python-l10n", "22.12.2-1"), ("kexi-data", "1:3.2.0-3"), ("kget", "4:22.12.3-1"),
     ("kgpg", "4:22.12.3-1"), ("khelpcenter", "4:22.12.3-1"), ("kig", "4:22.12.3-1"),
@@ -50,9 +53,10 @@ KDE = (
     ("okular", "4:22.12.3-1+deb12u1"), ("partitionmanager", "22.12.3-1"),
     ("plasma-desktop-data", "4:5.27.5-2"), ("plasma-workspace-data", "4:5.27.5-2+deb12u2"),
     ("rkward-data", "0.7.5-1"), ("skrooge-common", "2.29.0-1"), ("systemsettings", "4:5.27.5-2"),
+    ("elisa", "22.12.3-1"), ("kwrite", "4:22.12.3-1"),
 )
 CLI_PACKAGES = tuple(Package("deb", n, v, MEMBERS) for n, v in CLI)
-KDE_PACKAGES = tuple(Package("deb", n, v, MEMBERS) for n, v in KDE)
+KDE_PACKAGES = tuple(Package("deb", n, v, KDE_MEMBERS) for n, v in KDE)
 
 # KDE's translator-credit entries (msgctxt "NAME OF TRANSLATORS"; the context is dropped).
 _CREDITS = {"Your names", "Your emails"}

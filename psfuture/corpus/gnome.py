@@ -22,7 +22,7 @@ def _local(el) -> str:
 
 
 # as the Yelp help viewer renders them (DocBook's menuchoice like Mallard's guiseq)
-_SEPARATORS = {"keyseq": "+", "guiseq": " ▸ ", "menuchoice": " ▸ "}
+_SEPARATORS = {"keyseq": "+", "keycombo": "+", "guiseq": " ▸ ", "menuchoice": " ▸ "}
 
 
 def _join_sequences(root) -> None:

@@ -52,8 +52,8 @@ def test_key_and_menu_sequences_are_joined_as_displayed():
       <gui>Preferences</gui></guiseq>.</p></page>"""
     assert page_blocks(xml) == [("page/p", "Press Shift+Ctrl+Alt or choose Edit ▸ Preferences.")]
     docbook = b"<article><para>Choose <menuchoice><guimenu>Edit</guimenu><guimenuitem>Copy</guimenuitem>" \
-              b"</menuchoice>.</para></article>"
-    assert page_blocks(docbook) == [("article/para", "Choose Edit ▸ Copy.")]
+              b"</menuchoice> or press <keycombo><keycap>Ctrl</keycap><keycap>C</keycap></keycombo>.</para></article>"
+    assert page_blocks(docbook) == [("article/para", "Choose Edit ▸ Copy or press Ctrl+C.")]
 
 
 def test_docbook_blocks_expand_own_entities_and_skip_metadata_and_external_entities():
