@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import (Pair, bible, catalogs, ding, gimp, gnome, gnome_apps, html_docs, kde_help, libreoffice_help,
-               libreoffice_ui, wesnoth)
+               libreoffice_ui, manpages, wesnoth)
 from .clean import CleanConfig, clean_pairs, key
 from .fetch import Package, deb_version, extract, fetch
 
@@ -80,6 +80,10 @@ TRAIN_SOURCES = (
     Source("kde-help", catalogs.KDE_PACKAGES + (KDOCTOOLS,),
            "per package, GFDL-1.2-or-later, the KDE documentation license (see /usr/share/doc/<package>/copyright)",
            kde_help.read_handbooks, by_position=True),
+    Source("manpages", manpages.DE_PACKAGES + catalogs.CLI_PACKAGES + manpages.EN_PACKAGES,
+           "manpages-de GPL-3.0-or-later (the translations); English pages per package (man-pages: "
+           "Linux-man-pages-copyleft, GPL-2.0+, BSD; see /usr/share/doc/<package>/copyright)",
+           manpages.read_manpages, by_position=True),
 )
 # Never a training source: debian-handbook and gnucash-docs are held out for a later evaluation.
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)

@@ -10,6 +10,8 @@ from .mo import has_placeholder, read_mo
 
 LOCALE_DIR = "usr/share/locale/de/LC_MESSAGES"
 MEMBERS = (LOCALE_DIR + "/*",)
+# The command-line tools also hold English man pages (manpages.py): both sources unpack the same members.
+MAN_MEMBERS = ("usr/share/man/man[1-8]/*",)
 # KDE packages also hold their handbooks (kde_help.py): both sources unpack the same members.
 KDE_MEMBERS = MEMBERS + ("usr/share/doc/HTML/de/*", "usr/share/doc/HTML/en/*")
 # (package, version) in Debian 12; each ships a German catalog or handbook of some size.
@@ -55,7 +57,7 @@ KDE = (
     ("rkward-data", "0.7.5-1"), ("skrooge-common", "2.29.0-1"), ("systemsettings", "4:5.27.5-2"),
     ("elisa", "22.12.3-1"), ("kwrite", "4:22.12.3-1"),
 )
-CLI_PACKAGES = tuple(Package("deb", n, v, MEMBERS) for n, v in CLI)
+CLI_PACKAGES = tuple(Package("deb", n, v, MEMBERS + MAN_MEMBERS) for n, v in CLI)
 KDE_PACKAGES = tuple(Package("deb", n, v, KDE_MEMBERS) for n, v in KDE)
 
 # KDE's translator-credit entries (msgctxt "NAME OF TRANSLATORS"; the context is dropped).
