@@ -21,6 +21,7 @@ setup(
         "websockets>=13,<16",
         "numpy",
         "lxml",  # psfuture.corpus parses the help pages (training data)
+        "srt>=3.5,<4", "webvtt-py>=0.5,<0.7",  # psfuture.subtitles: translate --srt/--vtt, a live room's subtitles
     ],
     extras_require={
         # Research beside the runtime: the SimulEval agents, sweeps, reports, significance, plots (psfuture.experiments,
