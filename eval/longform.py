@@ -40,26 +40,21 @@ CONFIGS = {  # label -> (policy, settings): the README's policies, two points of
     "psfuture 0.05": ("psfuture", {"threshold": 0.05}), "psfuture 0.1": ("psfuture", {"threshold": 0.1}),
     "psfuture 0.2": ("psfuture", {"threshold": 0.2}), "psfuture 0.4": ("psfuture", {"threshold": 0.4}),
 }
-_PUNCT = re.compile(r"[^\w\s]|_")
-
-
-def asr_like(sentence: str) -> str:
-    """What many speech recognizers emit: lowercase, no punctuation (a hyphenated or dotted word stays one word)."""
-    return " ".join(w for w in (_PUNCT.sub("", t).lower() for t in sentence.split()) if w)
 
 
 def talks(sources: list[str], size: int) -> list[range]:
     return [range(i, min(i + size, len(sources))) for i in range(0, len(sources), size)]
 
 
-def stream_talks(model, policies, segmenter, sources, groups, session_kw):
+def stream_talks(model, policies, segmenter, sources, groups, session_kw, contexts=None):
     """Every (talk, policy) as one LongSession, all in lockstep: one word each per round, model calls shared."""
     from psfuture.longform import LongSession
     from psfuture.session import run_batched
 
     runs = [(g, p) for g in range(len(groups)) for p in range(len(policies))]
     words = [[w for i in groups[g] for w in sources[i].split()] for g, _ in runs]
-    streams = [LongSession(model, policies[p], segmenter, **session_kw) for _, p in runs]
+    contexts = contexts or ["none"] * len(policies)
+    streams = [LongSession(model, policies[p], segmenter, context=contexts[p], **session_kw) for _, p in runs]
     model.reserve(len(streams))
     for r in range(max(map(len, words))):
         active = []
@@ -123,6 +118,8 @@ def main(argv=None) -> None:
                     "(length only) (default: %(default)s)")
     ap.add_argument("--model-eos", type=float, default=0.5)
     ap.add_argument("--max-words", type=int, default=60)
+    ap.add_argument("--context", choices=("none", "previous", "both"), default="none",
+                    help="what a segment carries from the one before (both: each config with either, compared)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated labels of " + ", ".join(CONFIGS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ca", type=int, metavar="N", help="only the computation-aware run, on the first N sentences")
@@ -142,6 +139,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     model = load(ModelSpec.from_args(args))
     corpus = read_corpus(args.src, args.ref, args.limit)
+    from psfuture.corpus.asr import asr_like
+
     sources = [asr_like(s) if args.condition == "asr" else s for s in corpus.sources]
     keep = [i for i, s in enumerate(sources) if s]
     sources, references = [sources[i] for i in keep], [corpus.references[i] for i in keep]
@@ -150,6 +149,11 @@ def main(argv=None) -> None:
                           max_words=args.max_words)
     labels = args.configs.split(",")
     policies = [make_policy(CONFIGS[x][0], **CONFIGS[x][1]) for x in labels]
+    contexts = ["previous" if args.context == "previous" else "none"] * len(labels)
+    base = list(range(len(labels)))  # run -> its policy's oracle
+    if args.context == "both":
+        base, contexts = base + base, contexts + ["previous"] * len(labels)
+        labels, policies = labels + [x + " (previous)" for x in labels], policies + policies
     groups = talks(sources, args.talk)
     cap = {"max_len_a": 2.0, "max_len_b": 10}
     if args.ca:
@@ -157,17 +161,19 @@ def main(argv=None) -> None:
                                  cap)
 
     start = time.perf_counter()
-    streams = stream_talks(model, policies, segmenter, sources, groups, cap)
+    streams = stream_talks(model, policies, segmenter, sources, groups, cap, contexts)
     long_s = time.perf_counter() - start
     oracle = {}
     start = time.perf_counter()
     given = Corpus(sources, references, corpus.name)  # the sentence-level sweep: one sentence at a time, batched
-    for p, result in enumerate(sweep.run(model, given, policies, memo=True, batch=16, progress=False, **cap)):
+    unique = policies[:max(base) + 1]
+    for p, result in enumerate(sweep.run(model, given, unique, memo=True, batch=16, progress=False, **cap)):
         for i, (text, delays) in enumerate(zip(result.predictions, result.delays)):
             oracle[i, p] = (text, delays)
     oracle_s = time.perf_counter() - start
 
-    rows, curves = [], {"long-form": [], "oracle": []}
+    oracle = {(i, p): oracle[i, b] for i in range(len(sources)) for p, b in enumerate(base)}
+    rows, curves, texts = [], {"long-form": [], "oracle": []}, {}
     for p, label in enumerate(labels):
         lines = [line for g, group in enumerate(groups) for line in resegment(streams[g, p], sources, references, group)]
         long = score(sources, references, [t for t, _ in lines], [d for _, d in lines])
@@ -176,12 +182,13 @@ def main(argv=None) -> None:
         [cmp] = significance.compare_curves({"long-form": [(0.0, [t for t, _ in lines])],
                                               "oracle": [(0.0, [oracle[i, p][0] for i in range(len(sources))])]},
                                              [("long-form", "oracle")], references, "config", 0.0)
+        texts[label] = [t for t, _ in lines]
         segs = [s for g in range(len(groups)) for s in streams[g, p].segments]
         rows.append({"config": label, "policy": policies[p].signature(), "long_form": long, "oracle": orc,
                      "share": round(long["BLEU"] / orc["BLEU"], 4) if orc["BLEU"] else None,
                      "delta": round(cmp.delta, 2), "ci": [round(x, 2) for x in cmp.ci], "p": cmp.p,
                      "segments": len(segs), "cuts": {c: sum(s.cut == c for s in segs) for c in {s.cut for s in segs}}})
-        if policies[p].name == "psfuture":
+        if policies[p].name == "psfuture" and contexts[p] == contexts[0]:
             curves["long-form"].append((long["LAAL"], [t for t, _ in lines]))
             curves["oracle"].append((orc["LAAL"], [oracle[i, p][0] for i in range(len(sources))]))
     at_equal = []
@@ -191,12 +198,20 @@ def main(argv=None) -> None:
             at_equal.append({"LAAL": at, "long_form": round(c.bleu_a, 2), "oracle": round(c.bleu_b, 2),
                              "share": round(c.bleu_a / c.bleu_b, 4), "delta": round(c.delta, 2),
                              "ci": [round(x, 2) for x in c.ci], "p": c.p, "signature": c.signature})
+    context = []  # previous segment as context vs none, same policy, paired
+    for label in labels[:len(labels) // 2] if args.context == "both" else []:
+        [c] = significance.compare_curves({"previous": [(0.0, texts[label + " (previous)"])],
+                                            "none": [(0.0, texts[label])]},
+                                           [("previous", "none")], references, "config", 0.0)
+        context.append({"config": label, "previous": round(c.bleu_a, 2), "none": round(c.bleu_b, 2),
+                        "delta": round(c.delta, 2), "ci": [round(x, 2) for x in c.ci], "p": c.p})
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {"command": "python eval/longform.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "model": {k: model.info.get(k) for k in ("name", "sha256", "precision", "device")},
               "corpus": corpus.fingerprint(), "condition": args.condition, "sentences": len(sources),
               "talks": len(groups), "words_per_talk": round(sum(len(s.split()) for s in sources) / len(groups)),
-              "segmenter": segmenter.signature(), "rows": rows, "psfuture_at_equal_laal": at_equal,
+              "segmenter": segmenter.signature() + f", context={args.context}", "rows": rows,
+              "psfuture_at_equal_laal": at_equal, "context": context,
               "seconds": {"long_form": round(long_s), "oracle": round(oracle_s)},
               "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
               "native_bfloat16": "avx512_bf16" in cpu or "amx_bf16" in cpu, "torch": torch.__version__,
@@ -291,6 +306,12 @@ def markdown(r: dict) -> str:
         for e in r["psfuture_at_equal_laal"]:
             lines.append(f"| {e['LAAL']:g} | {e['long_form']:.2f} | {e['oracle']:.2f} | {100 * e['share']:.1f}% | "
                          f"{e['delta']:+.2f} [{e['ci'][0]:+.2f}, {e['ci'][1]:+.2f}] | {e['p']:.3f} |")
+    if r.get("context"):
+        lines += ["", "The previous segment as context (its source before the segment's, its translation as a forced "
+                  "prefix) against none, same policy, long-form BLEU:", "",
+                  "| config | previous | none | delta [95% CI] | p |", "|---|---:|---:|---|---:|"]
+        lines += [f"| {c['config']} | {c['previous']:.2f} | {c['none']:.2f} | {c['delta']:+.2f} "
+                  f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p']:.3f} |" for c in r["context"]]
     return "\n".join(lines) + "\n"
 
 

@@ -14,25 +14,35 @@ Cut rules (Segmenter; psfuture's own choices, measured in eval/longform.py):
     translation there with probability >= model_eos. PsFuture's question "would more source change my next
     token?", asked of the end of the sentence;
   * max_words: the guard, a segment never exceeds it.
-A segment carries no context from the one before (each starts a fresh Session), so the cost and memory of a word
-do not depend on how long the stream has run: only on its segment, at most max_words long.
+Context (`context=`): "none" (default) starts each segment afresh; "previous" gives the model the previous
+segment's source before the open one's and its translation as a forced target prefix (policies never see it: the
+queries are rewritten on their way to the model). Either way the cost and memory of a word do not depend on how
+long the stream has run: only on its segment (and the one before), at most max_words long each.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
-from psfuture.backends.base import ModelBackend, Query
-from psfuture.errors import SessionError
+from psfuture.backends.base import Answer, ModelBackend, Query
+from psfuture.errors import ConfigError, SessionError
 from psfuture.policies import Policy, PsFuture, greedy
 from psfuture.segmenter import Segment, Segmenter, ends_sentence
 from psfuture.session import Session, State, Stats, Work, split_words
+
+CONTEXTS = ("none", "previous")
+
 
 class LongSession:
     """See the module docstring. Drive it like a Session: push/finish with run=True, or run=False and let
     `run_batched` (psfuture.session) run the `work()` of many streams together."""
 
-    def __init__(self, model: ModelBackend, policy: Policy, segmenter: Segmenter = Segmenter(), **session_kw):
+    def __init__(self, model: ModelBackend, policy: Policy, segmenter: Segmenter = Segmenter(), *,
+                 context: str = "none", **session_kw):
+        if context not in CONTEXTS:
+            raise ConfigError(f"context={context!r}: choose one of {', '.join(CONTEXTS)}")
         self.model, self.policy, self.segmenter, self.session_kw = model, policy, segmenter, session_kw
+        self.context = context
+        self._prefix: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())  # (source, target) ids before the segment
         self._tails = (policy if isinstance(policy, PsFuture) else PsFuture()).future_tails(model.vocab)
         self._session: Session | None = None
         self._start = 0  # stream position of the open segment's first word
@@ -156,16 +166,30 @@ class LongSession:
         session = self._session
         if session is None:
             return
-        yield from session.work()
+        yield from self._in_context(session.work())
         if self._probe and self._pending_cut is None and session.state is State.READING:
             self._probe = False
-            if (yield from self._ended(session)):
+            if (yield from self._in_context(self._ended(session))):
                 session.finish(run=False)
                 self._pending_cut = "model"
-                yield from session.work()
+                yield from self._in_context(session.work())
         self._collect(session)
         if self._pending_cut is not None and session.state is State.DONE:
             self._close(session, self._pending_cut)
+
+    def _in_context(self, work):
+        """`work`'s queries with the previous segment put before them; attention cut back to the segment's source."""
+        src, tgt = self._prefix
+        if not src:
+            return (yield from work)
+        answers = None
+        while True:
+            try:
+                queries = work.send(answers)
+            except StopIteration as stop:
+                return stop.value
+            answers = yield [Query(src + q.src, tgt + q.prefix, q.attn_layer) for q in queries]
+            answers = [Answer(a.logprobs, a.attn[len(src):]) for a in answers]
 
     def _ended(self, session: Session):
         """The model rule: does the translation end here, even with more source to come?"""
@@ -190,6 +214,8 @@ class LongSession:
         self.segments.append(Segment(len(self.segments), self._start, session.source_words, session.target_words,
                                      tuple(self._delays[self._offset:]), cut))
         self._offset = len(self._delays)
+        if self.context == "previous":
+            self._prefix = (tuple(i for w in session._source_ids for i in w), session.target_ids)
         self._session, self._pending_cut, self._probe = None, None, False
 
 

@@ -9,7 +9,9 @@ fairseq's binary splits. Deterministic for a given corpus.
     python scripts/prepare.py --corpus data/corpus --out data/bin --model checkpoints/offline
 
 reuses a model directory's SentencePiece model and dictionary instead (to fine-tune that model,
-e.g. with P2F, on a corpus built later).
+e.g. with P2F, on a corpus built later). `--asr-share 0.2` gives a fixed-seed fifth of the training
+sources as a speech recognizer emits them (lowercased, no punctuation; targets unchanged), so the model
+learns to translate such input too; valid and test stay as written.
 """
 import argparse
 import shutil
@@ -18,6 +20,9 @@ import sys
 from pathlib import Path
 
 import sentencepiece as spm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from psfuture.corpus.asr import asr_like, asr_rows  # noqa: E402
 
 SRC, TGT = "de", "en"
 SPLITS = ("train", "valid", "test")
@@ -42,10 +47,11 @@ def train_spm(corpus: Path, out: Path, vocab_size: int, threads: int) -> Path:
     return prefix.with_suffix(".model")
 
 
-def encode(sp: spm.SentencePieceProcessor, src: Path, dst: Path) -> None:
+def encode(sp: spm.SentencePieceProcessor, src: Path, dst: Path, asr: set[int] = frozenset()) -> None:
     with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
-        for line in fin:
-            fout.write(" ".join(sp.encode(line.strip(), out_type=str)) + "\n")
+        for i, line in enumerate(fin):
+            line = asr_like(line) if i in asr else line.strip()
+            fout.write(" ".join(sp.encode(line, out_type=str)) + "\n")
 
 
 def main(argv=None) -> None:
@@ -55,7 +61,11 @@ def main(argv=None) -> None:
     ap.add_argument("--vocab-size", type=int, default=8000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--model", type=Path, help="reuse this model directory's spm.model and dict.de.txt")
+    ap.add_argument("--asr-share", type=float, default=0.0,
+                    help="share of training sources made ASR-like: lowercased, no punctuation (default: 0)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.asr_share <= 1.0:
+        sys.exit(f"error: --asr-share {args.asr_share} must be between 0 and 1")
 
     for split in SPLITS:
         for lang in (SRC, TGT):
@@ -75,9 +85,12 @@ def main(argv=None) -> None:
     else:
         model = train_spm(args.corpus, args.out, args.vocab_size, args.workers)
     sp = spm.SentencePieceProcessor(model_file=str(model))
+    with (args.corpus / f"train.{SRC}").open(encoding="utf-8") as f:
+        asr = asr_rows(sum(1 for _ in f), args.asr_share)
     for split in SPLITS:
         for lang in (SRC, TGT):
-            encode(sp, args.corpus / f"{split}.{lang}", tok / f"{split}.{lang}")
+            encode(sp, args.corpus / f"{split}.{lang}", tok / f"{split}.{lang}",
+                   asr if (split, lang) == ("train", SRC) else frozenset())
     for f in args.out.glob("dict.*.txt"):
         f.unlink()
     subprocess.run(
@@ -87,7 +100,7 @@ def main(argv=None) -> None:
          *(["--srcdict", str(args.model / "dict.de.txt")] if args.model else [])],
         check=True,
     )
-    print(f"prepared {args.out} (vocab {len(sp)} pieces)")
+    print(f"prepared {args.out} (vocab {len(sp)} pieces; {len(asr)} training sources ASR-like)")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from psfuture.backends.base import Answer
+from psfuture.errors import ConfigError
 from psfuture.longform import LongSession, translate
 from psfuture.model import load_model
 from psfuture.policies import make_policy
@@ -134,3 +135,27 @@ def test_edge_calls_keep_the_stream_usable(model):
         s.push("mehr")
     with pytest.raises(Exception, match="list of str"):
         LongSession(model, make_policy("waitk")).push([1])
+
+
+def test_previous_context_reaches_the_model_and_not_the_policy(model, document):
+    policy = make_policy("alignatt", frames=2)  # reads attention: it must get the segment's positions only
+    seen = []
+    inner = model.next_token
+    model.next_token = lambda queries: seen.extend(queries) or inner(queries)
+    try:
+        s = LongSession(model, policy, context="previous", **CAP)
+        s.push(document)
+        s.finish()
+    finally:
+        del model.next_token
+    plain = translate(model, policy, document, **CAP)
+    assert [seg.source for seg in s.segments] == [seg.source for seg in plain]
+    assert [w for seg in s.segments for w in seg.words] == list(s.target_words)
+    for seg in s.segments:
+        assert all(seg.start < d <= seg.start + len(seg.source) for d in seg.delays)
+    first = model.encode(" ".join(s.segments[0].source))
+    carried = [q for q in seen if q.src[:len(first)] == first and len(q.src) > len(first) + 2 and q.prefix]
+    assert carried, "the second segment's queries start with the first segment's source and its translation"
+    assert s.text != " ".join(w for seg in plain for w in seg.words)  # the context changed what the model wrote
+    with pytest.raises(ConfigError, match="context"):
+        LongSession(model, policy, context="all")
