@@ -1,6 +1,7 @@
 from setuptools import find_packages, setup
 
-EVAL = ["simuleval==1.1.4", "sacrebleu>=2.4,<3", "matplotlib", "tqdm"]
+# mweralign and OmniSTEval: long-form re-segmentation and LongYAAL (eval/longform.py)
+EVAL = ["simuleval==1.1.4", "sacrebleu>=2.4,<3", "matplotlib", "tqdm", "mweralign==1.4.1", "omnisteval==0.1.10"]
 
 setup(
     name="psfuture",

@@ -89,6 +89,32 @@ def resegment(stream, sources, references, group):
     return out
 
 
+def omni_scores(streams, sources, references, groups) -> dict:
+    """OmniSTEval's own long-form scoring of the same streams: its re-segmentation (SoftSegmenter), BLEU, chrF and
+    LongYAAL. Time is counted in source words (word i of a talk ends at i + 1), so YAAL is in words like StreamLAAL."""
+    from omnisteval.alignment import Word
+    from omnisteval.resegment import resegment as omni_resegment
+    from omnisteval.scoring import evaluate_instances
+
+    ref_words, hyp_words, segmentation, refs = [], [], [], []
+    for stream, group in zip(streams, groups):
+        lengths = [len(sources[i].split()) for i in group]
+        end, offset = sum(lengths), 0
+        ref_words.append([])
+        for k, (i, n) in enumerate(zip(group, lengths)):
+            seq = len(segmentation)
+            segmentation.append({"offset": offset, "duration": n, "time_to_recording_end": end - offset,
+                                 "doc_id": len(ref_words) - 1, "seg_id": k})
+            ref_words[-1] += [Word(w, emission_cu=offset, seq_id=seq) for w in references[i].lower().split()]
+            refs.append(references[i])
+            offset += n
+        hyp_words.append([Word(w, emission_cu=d) for w, d in zip(stream.target_words, stream.delays)])
+    instances, _ = omni_resegment(ref_words, hyp_words, segmentation, refs, lang="en")
+    scores = evaluate_instances(instances, is_longform=True)[0]
+    return {"BLEU": round(scores["bleu"], 2), "chrF": round(scores["chrf"], 2),
+            "LongYAAL": round(scores["long_yaal"], 3), "LAAL": round(scores["long_laal"], 3)}
+
+
 def score(sources, references, predictions, delays):
     from sacrebleu.metrics import CHRF
 
@@ -183,8 +209,10 @@ def main(argv=None) -> None:
                                               "oracle": [(0.0, [oracle[i, p][0] for i in range(len(sources))])]},
                                              [("long-form", "oracle")], references, "config", 0.0)
         texts[label] = [t for t, _ in lines]
+        omni = omni_scores([streams[g, p] for g in range(len(groups))], sources, references, groups)
         segs = [s for g in range(len(groups)) for s in streams[g, p].segments]
-        rows.append({"config": label, "policy": policies[p].signature(), "long_form": long, "oracle": orc,
+        rows.append({"config": label, "policy": policies[p].signature(), "long_form": long, "omnisteval": omni,
+                     "oracle": orc,
                      "share": round(long["BLEU"] / orc["BLEU"], 4) if orc["BLEU"] else None,
                      "delta": round(cmp.delta, 2), "ci": [round(x, 2) for x in cmp.ci], "p": cmp.p,
                      "segments": len(segs), "cuts": {c: sum(s.cut == c for s in segs) for c in {s.cut for s in segs}}})
@@ -300,6 +328,11 @@ def markdown(r: dict) -> str:
                      f"{o['BLEU']:.2f} | {o['chrF']:.2f} | {o['LAAL']:.2f} | {o['AL']:.2f} | "
                      f"{100 * (row['share'] or 0):.1f}% | {row['delta']:+.2f} [{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}] "
                      f"| {row['p']:.3f} | {row['segments']} ({cuts}) |")
+    if all("omnisteval" in row for row in r["rows"]):
+        lines += ["", "The same streams scored by OmniSTEval 0.1.10 (its own re-segmentation; time in source words):", "",
+                  "| config | BLEU | chrF | LongYAAL | LongLAAL |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {row['config']} | {o['BLEU']:.2f} | {o['chrF']:.2f} | {o['LongYAAL']:.2f} | {o['LAAL']:.2f} |"
+                  for row in r["rows"] for o in [row["omnisteval"]]]
     if r["psfuture_at_equal_laal"]:
         lines += ["", "PsFuture at equal LAAL (each curve interpolated between its thresholds):", "",
                   "| LAAL | long-form BLEU | oracle BLEU | share | delta [95% CI] | p |", "|---:|---:|---:|---:|---|---:|"]
