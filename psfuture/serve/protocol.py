@@ -7,8 +7,10 @@ through `ServerProtocol.outcome`, which answers more `Reply`s. Settings stay dat
 into a policy.
 
 Client -> server: {"type": "start", ...settings}, {"type": "source", "text": ...}, {"type": "end"},
-{"type": "cancel"}; each may carry "id" to run several streams at once on one connection.
-Server -> client: {"type": "ready"}, {"type": "target"}, {"type": "segment"}, {"type": "done"}, {"type": "error"}.
+{"type": "cancel"}; each may carry "id" to run several streams at once on one connection; {"type": "listen",
+"room": ...} follows another connection's stream (`psfuture.serve.rooms`).
+Server -> client: {"type": "ready"}, {"type": "target"}, {"type": "segment"}, {"type": "done"}, {"type": "error"},
+{"type": "listening"}.
 A stream is a sentence or an hour: the engine cuts it into segments as the words arrive; each "target" says which
 segment its words belong to and each "segment" closes one, with its source and translation.
 """
@@ -39,7 +41,8 @@ class Limits:
     max_streams: int = 64  # open at the same time on the whole server
     max_connections: int = 256
     idle_timeout_s: float = 300.0  # a connection silent this long is closed
-    max_pending_replies: int = 1000  # a client that never reads is cut off
+    max_pending_replies: int = 1000  # a client that never reads is cut off (a listener's catch-up counts as one)
+    max_listeners: int = 1000  # listeners of every room together
 
     def __post_init__(self):
         for f in fields(self):
@@ -63,7 +66,7 @@ class StreamSettings:
     target_al: float | None = None
     segment: tuple[tuple[str, Scalar], ...] = ()  # the segmenter's settings (SEGMENT_FIELDS), checked by the engine
 
-    RESERVED: ClassVar[frozenset] = frozenset({"type", "id", "policy", "target_al"})
+    RESERVED: ClassVar[frozenset] = frozenset({"type", "id", "policy", "target_al", "room", "token"})
     # Message field -> psfuture.segmenter.Segmenter setting.
     SEGMENT_FIELDS: ClassVar[dict] = {"cut_punctuation": "punctuation", "cut_model": "model", "model_eos": "model_eos",
                                       "max_segment_words": "max_words"}
@@ -97,6 +100,18 @@ class StreamSettings:
         if self.target_al is not None:
             d["target_al"] = self.target_al
         return d
+
+
+def _room(message: dict) -> tuple[str | None, str | None]:
+    """A message's room name and token, checked."""
+    room, token = message.get("room"), message.get("token")
+    if room is not None and not (isinstance(room, str) and _ID_RE.match(room)):
+        raise ProtocolError("bad_id", "'room' must be a string of 1-64 letters, digits or _.:-")
+    if token is not None and not (isinstance(token, str) and 0 < len(token) <= 128):
+        raise ProtocolError("bad_token", "'token' must be a string of 1-128 characters")
+    if token is not None and room is None:
+        raise ProtocolError("bad_message", "'token' goes with 'room'")
+    return room, token
 
 
 def _is_number(value) -> bool:
@@ -152,8 +167,17 @@ class Drop:
     stream: int
 
 
+@dataclass(frozen=True)
+class Broadcast:
+    """A message of a stream with a room, for the room's listeners (`psfuture.serve.rooms.Rooms.publish`)."""
+
+    room: str
+    message: dict
+    owner: Any  # the stream: a room takes messages only from the stream that holds it
+
+
 Work = Union[Open, Push, Finish, Drop]
-Event = Union[Reply, Work]
+Event = Union[Reply, Broadcast, Work]
 
 
 # --- what the model work hands back (the engine makes them, `ServerProtocol.outcome` answers them) -----------
@@ -255,6 +279,7 @@ class _Stream:
     source_read: int = 0  # read by the engine
     target_words: int = 0
     ended: bool = False
+    room: str | None = None  # listeners follow it under this name
 
 
 _FIELDS = {
@@ -262,6 +287,7 @@ _FIELDS = {
     "source": {"type", "id", "text"},
     "end": {"type", "id"},
     "cancel": {"type", "id"},
+    "listen": {"type", "room", "token"},
 }
 
 
@@ -269,10 +295,13 @@ class ServerProtocol:
     """Protocol state of one connection: its open streams and what each may do next."""
 
     def __init__(self, limits: Limits = Limits(), capacity: Capacity | None = None,
-                 defaults: StreamSettings = StreamSettings()):
+                 defaults: StreamSettings = StreamSettings(), rooms=None, listener: Any = None):
+        from psfuture.serve.rooms import Rooms  # it builds on this module's errors
         self.limits = limits
         self.capacity = capacity if capacity is not None else Capacity(limits.max_streams)
         self.defaults = defaults
+        self.rooms = rooms if rooms is not None else Rooms(limits.max_listeners)
+        self.listener = self if listener is None else listener  # this connection, as the rooms know it
         self.streams: dict[str, _Stream] = {}
         self._by_number: dict[int, _Stream] = {}
         self._numbers = 0
@@ -295,8 +324,9 @@ class ServerProtocol:
                 reply["id"] = message["id"]
             return [Reply(reply)]
 
-    def close(self) -> list[Work]:
-        """The connection is gone: drop every stream it had open."""
+    def close(self) -> list[Event]:
+        """The connection is gone: drop every stream it had open and stop listening."""
+        self.rooms.leave(self.listener)
         return [event for s in list(self.streams.values()) for event in self._forget(s)]
 
     def _parse(self, text: str) -> dict:
@@ -334,6 +364,7 @@ class ServerProtocol:
 
     def _on_start(self, message: dict) -> list[Event]:
         settings = StreamSettings.from_message(message, self.defaults)
+        room, token = _room(message)
         longest = dict(settings.segment).get("max_segment_words")
         if _is_number(longest) and longest > self.limits.max_segment_words:
             raise ProtocolError("bad_setting", f"max_segment_words may be at most {self.limits.max_segment_words} "
@@ -350,7 +381,13 @@ class ServerProtocol:
                 raise ProtocolError("shutting_down", "the server is shutting down; reconnect later")
             raise ProtocolError("busy", "the server is at its limit of concurrent streams; try again later")
         self._numbers += 1
-        stream = _Stream(self._numbers, stream_id)
+        stream = _Stream(self._numbers, stream_id, room=room)
+        if room is not None:
+            try:
+                self.rooms.open(room, token, stream)
+            except ProtocolError:
+                self.capacity.release()
+                raise
         self.streams[stream_id] = self._by_number[stream.number] = stream
         return [Open(stream.number, settings)]
 
@@ -391,6 +428,12 @@ class ServerProtocol:
         stream.ended = True
         return [Finish(stream.number, tuple(last))]
 
+    def _on_listen(self, message: dict) -> list[Event]:
+        room, token = _room(message)
+        if room is None:
+            raise ProtocolError("bad_message", "'listen' needs 'room', the name in the speaker's start message")
+        return [Reply(m) for m in self.rooms.listen(room, token, self.listener)]
+
     def _on_cancel(self, message: dict) -> list[Event]:
         stream = self._stream_for(message)
         return self._forget(stream) + [Reply({"type": "cancelled", "id": stream.id})]
@@ -403,34 +446,41 @@ class ServerProtocol:
         if stream is None:
             return []
         if isinstance(outcome, Opened):
-            return [Reply({"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **outcome.info})]
+            return self._say(stream, {"type": "ready", "id": stream.id, "protocol": PROTOCOL_VERSION, **outcome.info})
         if isinstance(outcome, Wrote):
             stream.source_read = max(stream.source_read, outcome.source_read)
             if not outcome.words:
                 return []
             stream.target_words += len(outcome.words)
             extra = {} if outcome.lag_ms is None else {"lag_ms": outcome.lag_ms}
-            return [Reply({"type": "target", "id": stream.id, "segment": outcome.segment,
+            return self._say(stream, {"type": "target", "id": stream.id, "segment": outcome.segment,
                            "segment_start": outcome.segment_start,
                            "text": " ".join(outcome.words), "words": list(outcome.words),
-                           "source_read": outcome.source_read, "delays": list(outcome.delays), **extra})]
+                           "source_read": outcome.source_read, "delays": list(outcome.delays), **extra})
         if isinstance(outcome, SegmentClosed):
-            return [Reply({"type": "segment", "id": stream.id, "segment": outcome.segment, "source": outcome.source,
-                           "text": outcome.text, "cut": outcome.cut, "start": outcome.start,
-                           "delays": list(outcome.delays)})]
+            return self._say(stream, {"type": "segment", "id": stream.id, "segment": outcome.segment,
+                                      "source": outcome.source, "text": outcome.text, "cut": outcome.cut,
+                                      "start": outcome.start, "delays": list(outcome.delays)})
         if isinstance(outcome, Finished):
-            self._forget(stream)
-            return [Reply({"type": "done", "id": stream.id, "text": outcome.text, **outcome.summary})]
+            return (self._say(stream, {"type": "done", "id": stream.id, "text": outcome.text, **outcome.summary})
+                    + self._forget(stream))
         if isinstance(outcome, Failed):
             return self._fail(stream, outcome.code, outcome.message)
         raise TypeError(f"not an outcome: {outcome!r}")
 
     def _fail(self, stream: _Stream, code: str, message: str) -> list[Event]:
-        return self._forget(stream) + [Reply({"type": "error", "id": stream.id, "code": code, "message": message})]
+        return self._say(stream, {"type": "error", "id": stream.id, "code": code, "message": message}) + \
+            self._forget(stream)
 
-    def _forget(self, stream: _Stream) -> list[Work]:
+    def _say(self, stream: _Stream, message: dict) -> list[Event]:
+        return [Reply(message)] + ([Broadcast(stream.room, message, stream)] if stream.room is not None else [])
+
+    def _forget(self, stream: _Stream) -> list[Event]:
         if self.streams.pop(stream.id, None) is None:
             return []
         del self._by_number[stream.number]
         self.capacity.release()
-        return [Drop(stream.number)]
+        # Listeners hear why the words stopped (ignored by a room its stream has already left with done).
+        gone = [Broadcast(stream.room, {"type": "error", "id": stream.id, "code": "speaker_gone", "message":
+                                        "the speaker's stream ended before it was done"}, stream)] if stream.room else []
+        return [Drop(stream.number)] + gone

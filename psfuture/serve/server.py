@@ -4,7 +4,9 @@ The event loop only moves messages; every model call runs on a single worker thr
 (`psfuture.serve.engine.ModelWorker`: it serves the streams round-robin, runs each stream's work strictly in
 order, and batches the model steps of concurrent streams into shared model calls). Several such processes
 can share one port (`psfuture.serve.supervisor`).
-The same port serves the browser demo page over plain HTTP at `/`; the websocket lives at `/ws`.
+The same port serves the browser demo page over plain HTTP at `/`, the captions view of a room at `/captions`
+and its subtitles so far at `/subtitles/<room>.vtt|.srt`; the websocket lives at `/ws`. A room's listeners
+(`psfuture.serve.rooms`) each have their own bounded outbox: the speaker's messages are put, never awaited.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import logging
 import signal
 import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Callable
@@ -24,7 +27,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from psfuture.serve.engine import Engine, EngineOptions, ModelWorker, available_policies
-from psfuture.serve.protocol import Capacity, Limits, Outcome, Reply, ServerProtocol, StreamSettings
+from psfuture.serve.protocol import (Broadcast, Capacity, Limits, Outcome, ProtocolError, Reply, ServerProtocol,
+                                     StreamSettings)
+from psfuture.serve.rooms import Rooms
+from psfuture import subtitles
 
 log = logging.getLogger("psfuture.server")
 ws_log = logging.getLogger("psfuture.server.websockets")  # the library's own messages
@@ -61,8 +67,30 @@ class ShutdownOptions:
     grace_s: float = 5.0  # on SIGINT/SIGTERM, wait this long for ended streams to get their "done"
 
 
-def _page() -> bytes:
-    return resources.files("psfuture").joinpath("web/index.html").read_bytes()
+def _page(name: str = "index.html") -> bytes:
+    return resources.files("psfuture").joinpath("web", name).read_bytes()
+
+
+_SUBTITLES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8"}
+
+
+class _Outbox:
+    """One connection's replies and room messages waiting to be sent. Putting never blocks (the model worker's
+    outcomes, a speaker's fan-out): past `limit` unsent items the connection is cut off with 1008 and takes no more."""
+
+    def __init__(self, ws: ServerConnection, limit: int, on_cut: Callable[["_Outbox"], None]):
+        self.ws, self.limit, self.on_cut = ws, limit, on_cut
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.closing: asyncio.Future | None = None
+        self.listener = False
+
+    def put(self, item) -> None:
+        if self.closing is not None:
+            return
+        self.queue.put_nowait(item)
+        if self.queue.qsize() > self.limit:  # a client that never reads would grow this without bound
+            self.closing = asyncio.ensure_future(self.ws.close(1008, "too many unread replies"))
+            self.on_cut(self)
 
 
 class StreamServer:
@@ -85,11 +113,13 @@ class StreamServer:
         self.engine = Engine(model, engine.calibrate)  # None: the model's own calibration, when it ships one
         model.reserve(limits.max_streams)
         self.capacity = Capacity(limits.max_streams)
+        self.rooms = Rooms(limits.max_listeners)
         self.worker: ModelWorker | None = None
         self._connections = 0
         self._ids = itertools.count(1)
         self._server = None
         self._page = _page() if http.page else b""
+        self._captions = _page("captions.html") if http.page else b""
         self._sock = sock
         self._hello = {**self.engine.info(), "policies": available_policies(),
                        "defaults": defaults.as_dict(), "limits": dataclasses.asdict(limits), **(info or {})}
@@ -132,24 +162,28 @@ class StreamServer:
             if self._connections >= self.limits.max_connections:
                 return connection.respond(503, "the server is at its connection limit; try again later\n")
             return None
-        if self.http.page and path in ("/", "/index.html"):
-            response = connection.respond(200, "")
-            # Headers is a multidict: assigning would add a second Content-Type and Content-Length.
-            del response.headers["Content-Type"], response.headers["Content-Length"]
-            response.headers.update({"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache",
-                                     "Content-Length": str(len(self._page))})
-            return dataclasses.replace(response, body=self._page)
-        return connection.respond(404, f"not found; the demo page is at / and the websocket at {self.http.ws_path}\n")
+        if self.http.page and path in ("/", "/index.html", "/captions"):
+            return _respond(connection, self._captions if path == "/captions" else self._page, "text/html; charset=utf-8")
+        name, dot, kind = path.removeprefix("/subtitles/").rpartition(".")
+        if path.startswith("/subtitles/") and dot and kind in _SUBTITLES:
+            token = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query).get("token", [None])[0]
+            try:
+                words = self.rooms.subtitles(name, token)
+            except ProtocolError as e:
+                return connection.respond(404, e.message + "\n")
+            text = subtitles.FORMATS[kind](subtitles.cues(words))
+            return _respond(connection, text.encode(), _SUBTITLES[kind])
+        return connection.respond(404, f"not found; the demo page is at /, a room's captions at /captions?room=NAME, "
+                                  f"its subtitles at /subtitles/NAME.vtt or .srt, the websocket at {self.http.ws_path}\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._connections += 1
         conn = next(self._ids)
         loop = asyncio.get_running_loop()
-        proto = ServerProtocol(self.limits, self.capacity, self.defaults)
-        out: asyncio.Queue = asyncio.Queue()
-        overflow: list = []
-        writer = asyncio.create_task(self._write(ws, out))
-        out.put_nowait(proto.hello(**self._hello).text())
+        out = _Outbox(ws, self.limits.max_pending_replies, self.rooms.leave)
+        proto = ServerProtocol(self.limits, self.capacity, self.defaults, rooms=self.rooms, listener=out)
+        writer = asyncio.create_task(self._write(ws, out.queue))
+        out.put(proto.hello(**self._hello).text())
 
         def on_loop(outcomes: list[Outcome]) -> None:
             for outcome in outcomes:
@@ -162,28 +196,35 @@ class StreamServer:
                 pass
 
         def emit(events) -> None:
+            replies = [event.text() for event in events if isinstance(event, Reply)]
+            if replies:  # the answer to one message (a listener's catch-up) counts once against the limit
+                out.put(replies if len(replies) > 1 else replies[0])
             for event in events:
-                if isinstance(event, Reply):
-                    out.put_nowait(event.text())
-                else:
+                if isinstance(event, Broadcast):  # one text for every listener: serialized once
+                    text, listeners = self.rooms.publish(event.room, event.message, event.owner, time.monotonic())
+                    for listener in listeners:
+                        listener.put(text)
+                elif not isinstance(event, Reply):
                     self.worker.submit((conn, event.stream), event, deliver)
-            if out.qsize() > self.limits.max_pending_replies and not overflow:
-                # A client that sends but never reads would grow this queue without bound.
-                overflow.append(asyncio.ensure_future(ws.close(1008, "too many unread replies")))
 
         try:
             while not writer.done():
                 try:
-                    message = await asyncio.wait_for(ws.recv(), self.limits.idle_timeout_s)
+                    # A listener may stay silent for a whole event (websockets' pings still find dead ones).
+                    idle = None if self.rooms.listens(out) else self.limits.idle_timeout_s
+                    message = await asyncio.wait_for(ws.recv(), idle)
                 except TimeoutError:
                     emit([Reply({"type": "error", "code": "idle_timeout", "message":
                                  f"no message for {self.limits.idle_timeout_s:g} s; reconnect to go on"})])
-                    out.put_nowait((1000, "idle timeout"))
+                    out.put((1000, "idle timeout"))
                     break
                 if isinstance(message, bytes):
-                    out.put_nowait((1003, "binary frames are not supported; send JSON text frames"))
+                    out.put((1003, "binary frames are not supported; send JSON text frames"))
                     break
                 emit(proto.receive(message))
+                if not out.listener and self.rooms.listens(out):
+                    out.listener = True
+                    _bound_send_buffer(ws)
             await writer
         except ConnectionClosed:
             pass
@@ -200,9 +241,31 @@ class StreamServer:
                 if isinstance(item, tuple):  # (close code, reason): flush what came before, then close
                     await ws.close(*item)
                     return
-                await ws.send(item)
+                for text in [item] if isinstance(item, str) else item:
+                    await ws.send(text)
         except ConnectionClosed:
             pass
+
+
+# The kernel's send buffer of a listener's socket. Autotuned, it grows to tcp_wmem's maximum (4 MiB here) before a
+# listener that never reads fills it and its outbox starts counting; fixed, a slow listener is noticed after ~100 KiB
+# and costs at most that much kernel memory. 64 KiB still carries 640 KiB/s at 100 ms round trip: captions need ~1.
+LISTENER_SNDBUF = 64 * 1024
+
+
+def _bound_send_buffer(ws: ServerConnection) -> None:
+    sock = ws.transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_SNDBUF)
+
+
+def _respond(connection: ServerConnection, body: bytes, content_type: str) -> Response:
+    response = connection.respond(200, "")
+    # Headers is a multidict: assigning would add a second Content-Type and Content-Length.
+    del response.headers["Content-Type"], response.headers["Content-Length"]
+    response.headers.update({"Content-Type": content_type, "Cache-Control": "no-cache",
+                             "Content-Length": str(len(body))})
+    return dataclasses.replace(response, body=body)
 
 
 async def serve(host: str = "127.0.0.1", port: int = 8765, *, model=None, limits: Limits = Limits(),
