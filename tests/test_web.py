@@ -98,3 +98,41 @@ def test_typed_and_spoken_german_is_translated_live(browser, server_url, model):
     assert float(stats["al"]) > 0 and float(stats["ms"]) >= 0 and stats["lag"] != "–"
     assert not browser.find_elements(By.CSS_SELECTOR, "#output .err")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_a_room_followed_live_in_the_captions_view(browser, server_url, model):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server_url)
+    wait_for(browser, lambda d: "connected" in d.find_element(By.ID, "status").text, "the websocket")
+    browser.find_element(By.ID, "room").send_keys("hall")
+    browser.find_element(By.ID, "token").send_keys("t0k")
+    link = browser.find_element(By.ID, "link-view").get_attribute("href")
+    assert link == server_url + "captions?room=hall&token=t0k"
+    first, rest = "Im Anfang schuf Gott die Himmel und die Erde.", "Und Gott sah das Licht, dass es gut war. Und es ward Abend."
+    expected = segments(model, first + " " + rest)
+    speaker = browser.current_window_handle
+    browser.find_element(By.ID, "source").send_keys(first + " ")
+    wait_for(browser, lambda d: int(d.find_element(By.ID, "st-done").text) == 1, "the first segment")
+
+    # A listener joining late: the text so far, then the rest as it is written.
+    browser.switch_to.new_window("tab")
+    browser.get(link)
+    text = lambda d: d.execute_script("return document.getElementById('text').textContent").strip()  # noqa: E731
+    wait_for(browser, lambda d: text(d) == expected[0], "the catch-up")
+    browser.switch_to.window(speaker)
+    browser.find_element(By.ID, "source").send_keys(rest + " ")
+    browser.find_element(By.ID, "end").click()
+    wait_for(browser, lambda d: int(d.find_element(By.ID, "st-done").text) == len(expected), "the speaker's segments")
+    browser.switch_to.window([h for h in browser.window_handles if h != speaker][0])
+    wait_for(browser, lambda d: text(d) == " ".join(expected), "the captions")
+    shown = browser.find_element(By.ID, "text").text  # what is in view: the end of it
+    assert shown and " ".join(expected).endswith(" ".join(shown.split()))
+    # Big text, at most two lines of it in view, and nothing else on the screen.
+    box = browser.execute_script("const b = document.getElementById('box'), s = getComputedStyle(b); "
+                                 "return [b.clientHeight - parseFloat(s.paddingBottom), parseFloat(s.lineHeight), "
+                                 "parseFloat(s.fontSize), document.getElementById('status').hidden]")
+    assert abs(box[0] - 2 * box[1]) <= 1 and box[2] >= 24 and box[3]
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    browser.close()
+    browser.switch_to.window(speaker)
