@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import codecs
 import json
 import logging
 import math
-import os
 import sys
 import time
 
 from psfuture.backends.base import ModelSpec
 from psfuture.segmenter import Segmenter
-from psfuture.serve.protocol import Limits, StreamSettings, WordBuffer
+from psfuture.serve.protocol import Limits, StreamSettings
 
 DEMO_SENTENCES = [
     "Im Anfang schuf Gott die Himmel und die Erde.",
@@ -83,6 +81,8 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-streams-per-connection", type=_positive(int), default=d.max_streams_per_connection,
                    help="(default: %(default)s)")
     g.add_argument("--max-connections", type=_positive(int), default=d.max_connections, help="(default: %(default)s)")
+    g.add_argument("--max-listeners", type=_positive(int), default=d.max_listeners,
+                   help="listeners of live-event rooms, all together; each is also a connection (default: %(default)s)")
     g.add_argument("--max-queued-words", type=_positive(int), default=d.max_queued_words,
                    help="source words a stream may send ahead of the translation (a stream itself has no length "
                         "limit; default: %(default)s)")
@@ -131,7 +131,8 @@ def _settings(args) -> StreamSettings:
 def _limits(args) -> Limits:
     return Limits(max_message_bytes=args.max_message_bytes, max_queued_words=args.max_queued_words,
                   max_streams_per_connection=args.max_streams_per_connection, max_streams=args.max_streams,
-                  max_connections=args.max_connections, idle_timeout_s=args.idle_timeout,
+                  max_connections=args.max_connections, max_listeners=args.max_listeners,
+                  idle_timeout_s=args.idle_timeout,
                   max_segment_words=max(Limits.max_segment_words, args.max_segment_words))
 
 
@@ -166,116 +167,14 @@ def _calibration(model):
 
 # --- translate ---------------------------------------------------------------------------------------------
 
-def _read_chunks(stream):
-    """Text from stdin as it arrives (word by word when typed into a pipe), not only at line ends."""
-    fd = stream.fileno()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    while True:
-        data = os.read(fd, 4096)
-        if not data:
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                yield tail
-            return
-        text = decoder.decode(data)
-        if text:
-            yield text
-
-
-class _Printer:
-    """Writes a stream's output: each segment's English on a line as it is written, or a READ/WRITE timeline."""
-
-    def __init__(self, out, timeline: bool):
-        self.out, self.timeline = out, timeline
-        self.read = 0  # source words shown as read
-        self.pending: list[str] = []  # source words pushed, not yet shown as read
-        self.line_open = False
-
-    def source(self, words: list[str]) -> None:
-        self.pending += words
-
-    def show(self, stream) -> None:
-        for _, word, delay in stream.pop():
-            if self.timeline:
-                self._reads(delay)
-                self.out.write(f"WRITE {word}\t(after {delay} source words)\n")
-            else:
-                self.out.write((" " if self.line_open else "") + word)
-                self.line_open = True
-        for segment in stream.pop_segments():
-            if self.timeline:
-                from .serve.engine import average_lagging
-                self._reads(segment.start + len(segment.source))
-                al = average_lagging([d - segment.start for d in segment.delays], len(segment.source))
-                self.out.write(f"SEGMENT {segment.index} ({segment.cut}): {len(segment.source)} source words, "
-                               f"AL {al}\n")
-            else:
-                self.out.write("\n")
-                self.line_open = False
-        self.out.flush()
-
-    def _reads(self, upto: int) -> None:
-        for word in self.pending[:max(0, upto - self.read)]:
-            self.out.write(f"READ  {word}\n")
-        del self.pending[:max(0, upto - self.read)]
-        self.read = max(self.read, upto)
-
-    def end(self, stream) -> None:
-        if self.timeline:
-            from .serve.engine import _jsonable
-            self.out.write(f"END   {len(stream.segments)} segments, {stream.source_read} source words; "
-                           f"{json.dumps(_jsonable(stream.stats))}\n")
-        elif self.line_open:
-            self.out.write("\n")
-        self.out.flush()
-
-
 def translate(args) -> int:
-    """All of standard input is one stream, however long: the engine cuts it into segments as the words arrive
-    (and at line ends, unless --no-line-cuts), and each segment's English is printed on a line as it is written."""
-    import torch
+    from .cli_translate import translate as run
+    return run(args)
 
-    from .longform import LongSession
-    from .serve.engine import build_policy, build_segmenter
-    _, model, settings = _load(args)
-    _say_model(model)
-    torch.set_num_threads(args.threads)
-    stream = LongSession(model, build_policy(settings, _calibration(model)), build_segmenter(settings))
-    printer, buffer = _Printer(sys.stdout, args.timeline), WordBuffer()
-    in_line = 0  # words of the current line pushed so far
 
-    def push(words, boundary: bool = False):
-        nonlocal in_line
-        in_line = 0 if boundary else in_line + len(words)
-        printer.source(words)
-        for i, word in enumerate(words):  # one READ step per word, however the text arrived (as the server does),
-            # except a line's last word: it comes with the line's end and goes straight to the segment's final
-            # decode, as SimulEval feeds an agent a sentence's last word (so the CLI and the agents agree).
-            stream.push([word], boundary=boundary and i == len(words) - 1)
-            printer.show(stream)
-
-    for chunk in _read_chunks(sys.stdin):
-        lines = chunk.split("\n")
-        for i, part in enumerate(lines):
-            if i == len(lines) - 1:
-                push(buffer.feed(part))
-            elif args.line_cuts:
-                words = buffer.feed(part) + buffer.flush()
-                if words:
-                    push(words, boundary=True)
-                elif in_line:  # the line's words came earlier (typed word by word): its end ends the segment
-                    stream.cut()
-                    printer.show(stream)
-                    in_line = 0
-                elif not args.timeline:
-                    print(flush=True)  # an empty line in, an empty line out: line-aligned input stays aligned
-            else:
-                push(buffer.feed(part + " "))
-    push(buffer.flush())
-    stream.finish()
-    printer.show(stream)
-    printer.end(stream)
-    return 0
+def listen(args) -> int:
+    from .cli_listen import listen as run
+    return run(args)
 
 
 # --- serve -------------------------------------------------------------------------------------------------
@@ -449,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psfuture", description="Simultaneous German->English translation.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,translate,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,translate,demo,listen}")
 
     p = sub.add_parser("serve", parents=[common], help="websocket server and browser demo page")
     p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 for every interface)")
@@ -467,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeline", action="store_true", help="show each READ and WRITE with its delay")
     p.add_argument("--line-cuts", action=argparse.BooleanOptionalAction, default=True,
                    help="a line end also ends a segment (default: on; off for text wrapped at arbitrary places)")
+    p.add_argument("--srt", metavar="FILE", help="also write the English as SRT subtitles, timed by when each word was "
+                   "written (or by --rate)")
+    p.add_argument("--vtt", metavar="FILE", help="the same as WebVTT")
+    p.add_argument("--rate", type=_positive(float), metavar="WPS", help="time the subtitles as if the German were "
+                   "spoken at WPS words/s: an English word appears once the German words it waited for were spoken")
     _add_model_options(p)
     p.set_defaults(run=translate)
 
@@ -478,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sentences", nargs="*", help="German sentences to stream instead of the samples")
     _add_model_options(p)
     p.set_defaults(run=demo)
+
+    p = sub.add_parser("listen", parents=[common], help="follow a live event's room on a server: its English as it is written")
+    p.add_argument("--room", required=True, help="the room the speaker's start message named")
+    p.add_argument("--token", help="the room's token, if it has one")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="the server's websocket (default: %(default)s)")
+    p.add_argument("--once", action="store_true", help="stop when the stream is done (default: follow the room's "
+                   "next streams too)")
+    p.set_defaults(run=listen)
     return parser
 
 

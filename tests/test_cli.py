@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import srt
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -64,6 +65,21 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
     assert r.stdout.splitlines()[-1].startswith("END   1 segments, 9 source words")
 
 
+def test_translate_writes_subtitles_timed_at_the_speaking_rate(tiny_model_dir, reference, tmp_path):
+    from psfuture import subtitles
+    r = psfuture("translate", "--model", str(tiny_model_dir), "--policy", "waitk", "--set", "k=2", "--rate", "2",
+                 "--srt", str(tmp_path / "talk.srt"), "--vtt", str(tmp_path / "talk.vtt"), stdin="\n".join(GERMAN) + "\n")
+    assert r.returncode == 0, r.stderr
+    # At 2 words/s, a word that waited for the stream's d-th German word appears at d / 2 s.
+    starts = [0, len(GERMAN[0].split())]
+    timed = [[(w, (start + d) / 2) for w, d in zip(words, delays)] for (words, delays), start in zip(reference, starts)]
+    cues = subtitles.cues(timed)
+    assert (tmp_path / "talk.srt").read_text() == subtitles.to_srt(cues)
+    assert (tmp_path / "talk.vtt").read_text() == subtitles.to_vtt(cues)
+    first = next(srt.parse((tmp_path / "talk.srt").read_text()))
+    assert first.start.total_seconds() == reference[0][1][0] / 2 and first.content.startswith(reference[0][0][0])
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["translate", "--model", "/nonexistent/model"], 1, "model directory /nonexistent/model does not exist"),
     (["translate", "--policy", "nope"], 1, "unknown policy 'nope'"),
@@ -84,6 +100,8 @@ def test_translate_timeline_shows_reads_and_writes_in_order(tiny_model_dir, refe
     (["translate", "--device", "gpu"], 1, "unknown device 'gpu'; use cpu, cuda or cuda:N"),
     (["serve", "--set", "k=-1", "--policy", "waitk"], 1, "k"),
     (["serve", "--host", "no-such-host.invalid"], 1, "--host must be a name or address of this machine"),
+    (["translate", "--vtt", "/nonexistent/dir/talk.vtt"], 1, "--vtt /nonexistent/dir/talk.vtt: No such file"),
+    (["translate", "--rate", "0"], 2, "--rate: must be a finite number > 0"),
     ([], 2, "required"),
 ])
 def test_bad_options_say_what_is_wrong(tiny_model_dir, capsys, monkeypatch, args, code, message):
@@ -144,6 +162,35 @@ def test_serve_translates_and_shuts_down_on_sigterm(tiny_model_dir):
         proc.kill()
         proc.wait()
     assert done["text"] and close_code == 1001
+
+
+def test_listen_follows_a_room_of_a_running_server(tiny_model_dir, reference):
+    proc, port, _ = start_serve("--model", str(tiny_model_dir), "--policy", "waitk", "--set", "k=2")
+    url = f"ws://127.0.0.1:{port}/ws"
+    try:
+        async def main():
+            async with connect(url) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"type": "start", "room": "hall", "token": "t"}))
+                assert json.loads(await ws.recv())["type"] == "ready"  # the room is open
+                args = [sys.executable, "-m", "psfuture.cli", "listen", "--url", url, "--room", "hall"]
+                listener = await asyncio.create_subprocess_exec(*args, "--token", "t", "--once",
+                                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                wrong = await asyncio.create_subprocess_exec(*args, "--token", "x", stdout=subprocess.PIPE,
+                                                             stderr=subprocess.PIPE)
+                await ws.send(json.dumps({"type": "source", "text": " ".join(GERMAN)}))
+                await ws.send(json.dumps({"type": "end"}))
+                while json.loads(await ws.recv())["type"] != "done":
+                    pass
+                return await listener.communicate(), listener.returncode, await wrong.communicate(), wrong.returncode
+
+        (out, err), rc, (_, wrong_err), wrong_rc = asyncio.run(asyncio.wait_for(main(), 120))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert rc == 0, err
+    assert out.decode().splitlines() == [" ".join(words) for words, _ in reference]
+    assert wrong_rc == 1 and "bad_token" in wrong_err.decode() and b"Traceback" not in wrong_err
 
 
 def test_demo_streams_the_samples_and_points_to_the_page(tiny_model_dir, reference):
