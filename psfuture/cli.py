@@ -408,4 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m psfuture.cli` runs this file as __main__: take the importable module's main, so that it catches the
+    # CliError that psfuture.cli_translate and psfuture.cli_listen raise (theirs is psfuture.cli's, not __main__'s).
+    from psfuture.cli import main as main_of_module
+    sys.exit(main_of_module())

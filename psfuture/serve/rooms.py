@@ -127,11 +127,12 @@ class Rooms:
         if room.token is not None and not _same(room.token, token):
             raise ProtocolError("bad_token", f"room {json.dumps(name)} needs its token; ask the speaker for the "
                                 "listener link")
-        if listener not in room.listeners:
-            if self.listeners >= self.max_listeners:
-                raise ProtocolError("busy", f"the server has its limit of {self.max_listeners} listeners")
-            room.listeners[listener] = None
-            self._of.setdefault(listener, set()).add(name)
+        if listener in room.listeners:  # a catch-up is the biggest reply there is: one per listener and room
+            raise ProtocolError("already_listening", f"this connection already listens to room {json.dumps(name)}")
+        if self.listeners >= self.max_listeners:
+            raise ProtocolError("busy", f"the server has its limit of {self.max_listeners} listeners")
+        room.listeners[listener] = None
+        self._of.setdefault(listener, set()).add(name)
         return [{"type": "listening", "room": name, "live": room.live, "listeners": len(room.listeners)},
                 *room.catch_up()]
 

@@ -56,6 +56,8 @@ def test_listeners_hear_the_stream_under_the_room_name_and_a_late_one_catches_up
     late = ServerProtocol(rooms=rooms)
     listening, ready, *catch_up = hub.run(send(late, type="listen", room="hall", token="t"))
     assert listening["listeners"] == 2 and ready == {**spoken[0], "id": "hall"}
+    [again] = hub.run(send(late, type="listen", room="hall", token="t"))
+    assert again["code"] == "already_listening" and rooms.listeners == 2
     assert catch_up == [  # each closed segment as one target + its segment, then the open segment's words so far
         {"type": "target", "id": "hall", "segment": 0, "segment_start": 0, "text": "In the beginning.",
          "words": ["In", "the", "beginning."], "delays": [1, 2, 3], "source_read": 3},
