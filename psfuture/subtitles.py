@@ -72,13 +72,20 @@ def to_srt(cue_list: Sequence[Cue]) -> str:
 
 
 def to_vtt(cue_list: Sequence[Cue]) -> str:
-    vtt = webvtt.WebVTT(captions=[webvtt.Caption(_clock(c.start), _clock(c.end), c.text) for c in cue_list])
+    # WebVTT cue text is markup: "<" opens a tag, "&" an entity, and "-->" may not appear (the text is the words as
+    # written, so escape them; SRT has no escapes and takes the words as they are).
+    vtt = webvtt.WebVTT(captions=[webvtt.Caption(_clock(c.start), _clock(c.end), _vtt_text(c.text))
+                                  for c in cue_list])
     out = io.StringIO()
     vtt.write(out)
     return out.getvalue()
 
 
 FORMATS = {"srt": to_srt, "vtt": to_vtt}
+
+
+def _vtt_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clock(seconds: float) -> str:

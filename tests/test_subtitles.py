@@ -1,4 +1,6 @@
 """Subtitle cues from timed segments, and the SRT / WebVTT they are written as."""
+import html
+
 import srt
 import webvtt
 
@@ -39,3 +41,14 @@ def test_srt_and_vtt_parse_back_to_the_same_cues():
     assert [s.start.total_seconds() for s in parsed_srt] == [c.start for c in out]
     assert [c.start for c in parsed_vtt] == ["01:01:01.250", "01:01:04.250"]
     assert to_srt([]) == "" and to_vtt([]).startswith("WEBVTT")
+
+
+def test_vtt_escapes_what_webvtt_would_read_as_markup_or_a_timing_line():
+    # A translation may hold "<", "&" or "->" (software documentation, an <unk>): WebVTT cue text must escape them,
+    # and "-->" in a cue is not allowed at all (webvtt-py refused the whole file).
+    text = "a <unk> & b --> c"
+    out = to_vtt([Cue(0.0, 1.0, text), Cue(1.0, 2.0, "x")])
+    parsed = webvtt.from_string(out)
+    assert [html.unescape(c.raw_text) for c in parsed] == [text, "x"]
+    assert "<" not in out and "-->" not in out.split("\n")[3]
+    assert [s.content for s in srt.parse(to_srt([Cue(0.0, 1.0, text)]))] == [text]  # SRT has no escapes
