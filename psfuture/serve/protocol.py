@@ -332,7 +332,7 @@ class ServerProtocol:
     def _parse(self, text: str) -> dict:
         try:
             message = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: also a number past Python's limit on an int's digits
             raise ProtocolError("bad_json", "message is not valid JSON; send one JSON object per text frame") from None
         if not isinstance(message, dict):
             raise ProtocolError("bad_message", 'message must be a JSON object like {"type": "source", "text": "..."}')

@@ -82,6 +82,9 @@ def test_concurrent_streams_by_id_stay_apart():
     ('{"type": "end"}', "no_stream"),
     ('{"type": "end", "id": "nope"}', "unknown_stream"),
     ("[" * 100000, "bad_json"),
+    # Past Python's limit on an int's digits: a ValueError, not a JSONDecodeError.
+    pytest.param('{"type": "start", "k": ' + "1" * 5000 + "}", "bad_json", id="huge-int"),
+    pytest.param('{"type": "listen", "room": -' + "9" * 5000 + "}", "bad_json", id="huge-negative-int"),
 ])
 def test_malformed_messages_get_an_error_and_change_nothing(text, code):
     p = ServerProtocol()
