@@ -139,6 +139,21 @@ class Reply:
         return json.dumps(self.message, ensure_ascii=False)
 
 
+class Relay(Reply):
+    """A message already serialized, the same text for many connections (a room's catch-up): each listener's outbox
+    holds the room's text, not a copy of its own. `message` parses it back (for tests and logs)."""
+
+    def __init__(self, text: str):
+        object.__setattr__(self, "_text", text)
+
+    @property
+    def message(self) -> dict:
+        return json.loads(self._text)
+
+    def text(self) -> str:
+        return self._text
+
+
 @dataclass(frozen=True)
 class Open:
     stream: int
@@ -432,7 +447,7 @@ class ServerProtocol:
         room, token = _room(message)
         if room is None:
             raise ProtocolError("bad_message", "'listen' needs 'room', the name in the speaker's start message")
-        return [Reply(m) for m in self.rooms.listen(room, token, self.listener)]
+        return [Relay(text) for text in self.rooms.listen(room, token, self.listener)]
 
     def _on_cancel(self, message: dict) -> list[Event]:
         stream = self._stream_for(message)

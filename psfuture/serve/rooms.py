@@ -7,7 +7,8 @@ under the same name (with the same token), and a late listener first gets a catc
 merged `target` and a `segment` per closed segment, then the open segment's words so far.
 
 No sockets and no clock: the adapter passes the time of each message and gets back the one text to send to every
-listener (serialized once, whatever their number); a listener is any hashable handle of the adapter's.
+listener (serialized once, whatever their number; a late listener's catch-up too); a listener is any hashable handle
+of the adapter's.
 """
 from __future__ import annotations
 
@@ -24,15 +25,18 @@ FANNED = ("ready", "target", "segment", "done", "error")  # what listeners hear 
 
 @dataclass
 class Room:
+    """A room and its latest stream. What a late listener gets is kept serialized, each text once for all of them:
+    listeners that read slowly hold the room's texts in their outboxes, not copies of their own."""
+
     name: str
     token: str | None
     owner: Any = None  # the speaker's stream while one is live
     listeners: dict = field(default_factory=dict)  # handle -> None: an ordered set
-    ready: dict | None = None
-    segments: list[dict] = field(default_factory=list)  # closed segments' messages
+    ready: str | None = None
+    closed: list[str] = field(default_factory=list)  # each closed segment as one target and its segment message
     open: dict | None = None  # the open segment's words so far, as one target message
     written: Timeline = field(default_factory=Timeline)  # each word with when it was written: for subtitles
-    final: dict | None = None  # done, or the error that ended the stream
+    final: str | None = None  # done, or the error that ended the stream
     t0: float | None = None  # when the stream was ready: its subtitles' time 0
 
     @property
@@ -40,14 +44,15 @@ class Room:
         return self.owner is not None
 
     def restart(self, owner: Any) -> None:
-        self.owner, self.ready, self.segments, self.open, self.final = owner, None, [], None, None
+        self.owner, self.ready, self.closed, self.open, self.final = owner, None, [], None, None
         self.written, self.t0 = Timeline(), None
 
-    def record(self, message: dict, now: float) -> None:
+    def record(self, message: dict, text: str, now: float) -> None:
+        """Keep what a late listener needs of one message (`text`: the message serialized)."""
         kind = message["type"]
         self.t0 = now if self.t0 is None else self.t0
         if kind == "ready":
-            self.ready = message
+            self.ready = text
         elif kind == "target":
             k = message["segment"]
             for word in message["words"]:
@@ -59,22 +64,24 @@ class Room:
             self.open["delays"] += message["delays"]
             self.open.update(text=" ".join(self.open["words"]), source_read=message["source_read"])
         elif kind == "segment":
-            self.segments.append(message)
+            words = message["text"].split()
+            if words:
+                self.closed.append(_text({
+                    "type": "target", "id": self.name, "segment": message["segment"],
+                    "segment_start": message["start"], "text": message["text"], "words": words,
+                    "delays": message["delays"], "source_read": message["start"] + len(message["source"].split())}))
+            self.closed.append(text)
             if self.open is not None and self.open["segment"] == message["segment"]:
                 self.open = None
         else:
-            self.final = message
+            self.final = text
 
-    def catch_up(self) -> list[dict]:
-        """What a listener joining now needs to be where the others are."""
+    def catch_up(self) -> list[str]:
+        """What a listener joining now needs to be where the others are, serialized."""
         out = [self.ready] if self.ready else []
-        for s in self.segments:
-            words = s["text"].split()
-            out += [{"type": "target", "id": self.name, "segment": s["segment"], "segment_start": s["start"],
-                     "text": s["text"], "words": words, "delays": s["delays"],
-                     "source_read": s["start"] + len(s["source"].split())}, s] if words else [s]
+        out += self.closed
         if self.open is not None:
-            out.append(self.open)
+            out.append(_text(self.open))
         return out + ([self.final] if self.final else [])
 
 
@@ -112,14 +119,15 @@ class Rooms:
         if room is None or room.owner is not owner or message["type"] not in FANNED:
             return None, []
         message = {**message, "id": name}
-        room.record(message, now)
+        text = _text(message)
+        room.record(message, text, now)
         if message["type"] in ("done", "error"):
             room.owner = None
             self._evict()
-        return json.dumps(message, ensure_ascii=False), list(room.listeners)
+        return text, list(room.listeners)
 
-    def listen(self, name: str, token: str | None, listener: Hashable) -> list[dict]:
-        """Add a listener; the catch-up it gets first (the `listening` reply leads it)."""
+    def listen(self, name: str, token: str | None, listener: Hashable) -> list[str]:
+        """Add a listener; the catch-up it gets first (the `listening` reply leads it), serialized."""
         room = self.rooms.get(name)
         if room is None:
             raise ProtocolError("no_room", f"no room {json.dumps(name)} on this server (yet): its speaker's start "
@@ -133,7 +141,7 @@ class Rooms:
             raise ProtocolError("busy", f"the server has its limit of {self.max_listeners} listeners")
         room.listeners[listener] = None
         self._of.setdefault(listener, set()).add(name)
-        return [{"type": "listening", "room": name, "live": room.live, "listeners": len(room.listeners)},
+        return [_text({"type": "listening", "room": name, "live": room.live, "listeners": len(room.listeners)}),
                 *room.catch_up()]
 
     def listens(self, listener: Hashable) -> bool:
@@ -155,6 +163,10 @@ class Rooms:
         ended = [n for n, r in self.rooms.items() if not r.live and not r.listeners]
         for name in ended[:max(0, len(ended) - self.max_ended)]:
             del self.rooms[name]
+
+
+def _text(message: dict) -> str:
+    return json.dumps(message, ensure_ascii=False)
 
 
 def _same(expected: str | None, given: str | None) -> bool:

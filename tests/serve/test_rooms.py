@@ -118,3 +118,23 @@ def test_listener_limit_and_ended_rooms_are_forgotten_oldest_first():
         Hub(rooms).run(p.outcome(Finished(m, "", {})))
     # "a" is live; of the ended b, c, d the oldest is gone.
     assert sorted(rooms.rooms) == ["a", "c", "d"]
+
+
+def test_a_catch_up_is_serialized_once_per_room_not_once_per_listener():
+    # Late listeners that read slowly (or not at all) hold their catch-up in their outbox until it is sent: an hour's
+    # text each, unless they share the room's texts.
+    rooms = Rooms()
+    hub = Hub(rooms)
+    speaker, n = speaker_stream(rooms, room="hall")
+    hub.run(speaker.outcome(Opened(n, {})))
+    for k in range(3):
+        hub.run(speaker.outcome(Wrote(n, ("Word.",), k + 1, (k + 1,), segment=k, segment_start=k)))
+        hub.run(speaker.outcome(SegmentClosed(n, k, "Wort.", "Word.", "punctuation", k, (k + 1,))))
+    hub.run(speaker.outcome(Wrote(n, ("And",), 4, (4,), segment=3, segment_start=3)))
+    a, b = (send(ServerProtocol(rooms=rooms), type="listen", room="hall") for _ in range(2))
+    assert [r.message["type"] for r in a] == ["listening", "ready"] + ["target", "segment"] * 3 + ["target"]
+    assert [r.message for r in a[1:]] == [r.message for r in b[1:]]
+    assert all(x.text() is y.text() for x, y in zip(a[1:-1], b[1:-1]))  # all but the open segment's words
+    hub.run(speaker.outcome(Finished(n, "Word. Word. Word. And", {"words": 4})))
+    c, d = (send(ServerProtocol(rooms=rooms), type="listen", room="hall") for _ in range(2))
+    assert c[-1].message["type"] == "done" and c[-1].text() is d[-1].text()
