@@ -12,8 +12,13 @@ from psfuture.cli import CliError
 async def _follow(args, out) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+    from websockets.uri import parse_uri
 
     listen = {"type": "listen", "room": args.room, **({"token": args.token} if args.token else {})}
+    try:
+        parse_uri(args.url)  # urllib's ValueError (a port out of range, a broken IPv6 address) is no InvalidURI
+    except (InvalidURI, ValueError) as e:
+        raise CliError(f"cannot listen at {args.url}: {e}") from None
     try:
         async with connect(args.url, max_size=None) as ws:
             await ws.recv()  # hello

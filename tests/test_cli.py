@@ -263,3 +263,15 @@ def test_a_3000_word_line_is_translated_whole_in_bounded_memory(tiny_model_dir):
     segments = [line for line in out if line.startswith("SEGMENT ")]
     assert len(segments) >= 3000 // 60 and all(int(s.split(": ")[1].split()[0]) <= 60 for s in segments)
     assert rss < 1.15 * short_rss + 32 * 1024, (rss, short_rss)  # KiB
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ws://127.0.0.1:99999/ws", "Port out of range 0-65535"),
+    ("ws://[::1/ws", "Invalid IPv6 URL"),
+    ("http://127.0.0.1:1/ws", "scheme isn't ws or wss"),
+])
+def test_listen_at_a_bad_url_says_so_in_one_line(capsys, url, message):
+    assert main(["listen", "--room", "hall", "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"psfuture listen: error: cannot listen at {url}: ") and message in err
+    assert err.count("\n") == 1, err
