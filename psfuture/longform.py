@@ -169,7 +169,9 @@ class LongSession:
         yield from self._in_context(session.work())
         if self._probe and self._pending_cut is None and session.state is State.READING:
             self._probe = False
-            if (yield from self._in_context(self._ended(session))):
+            completion = yield from self._in_context(self._ended(session))
+            if completion is not None:
+                session._commit(completion)  # the probe's greedy completion is the final decode's: not done twice
                 session.finish(run=False)
                 self._pending_cut = "model"
                 yield from self._in_context(session.work())
@@ -192,17 +194,17 @@ class LongSession:
             answers = [Answer(a.logprobs, a.attn[len(src):]) for a in answers]
 
     def _ended(self, session: Session):
-        """The model rule: does the translation end here, even with more source to come?"""
+        """The model rule: does the translation end here, even with more source to come? Its completion if so."""
         vocab = self.model.vocab
         src = tuple(i for w in session._source_ids for i in w)
         target = session.target_ids
         cap = session._cap(len(src))
         done = yield from greedy(src + (vocab.eos,), target, vocab, cap)
         if not done or done[-1] != vocab.eos:
-            return False
+            return None
         full = target + done[:-1]
         answers = yield [Query(src + tail, full) for tail in self._tails]
-        return min(float(a.logprobs[vocab.eos].exp()) for a in answers) >= self.segmenter.model_eos
+        return done[:-1] if min(float(a.logprobs[vocab.eos].exp()) for a in answers) >= self.segmenter.model_eos else None
 
     def _collect(self, session: Session) -> None:
         index = len(self.segments)

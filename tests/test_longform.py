@@ -10,7 +10,7 @@ from psfuture.longform import LongSession, translate
 from psfuture.model import load_model
 from psfuture.policies import make_policy
 from psfuture.segmenter import Segmenter
-from psfuture.session import run_batched
+from psfuture.session import Session, run_batched
 
 FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 CAP = {"max_len_a": 1.0, "max_len_b": 5}
@@ -103,6 +103,22 @@ def test_the_model_rule_cuts_where_the_model_ends_the_translation(model):
     s.push("a b c d e f g")
     s.finish()
     assert [(len(x.source), x.cut) for x in s.segments] == [(3, "model"), (3, "model"), (1, "end")]
+
+
+def test_a_model_cut_writes_what_a_finished_segment_would(model, document):
+    """The probe's completion becomes the segment's final decode: the same words as a Session fed the segment's
+    words one by one and then finished, without decoding it twice."""
+    plain = document.lower().replace(".", "").replace("!", "").replace("?", "")
+    policy = make_policy("psfuture")
+    segments = translate(model, policy, plain, Segmenter(punctuation=False, model=True, model_eos=0.3), **CAP)
+    cut = [seg for seg in segments if seg.cut == "model"]
+    assert cut, "the model rule cut somewhere in 40 sentences"
+    for seg in cut[:5]:
+        alone = Session(model, policy, **CAP)
+        for word in seg.source:
+            alone.push(word)
+        alone.finish()
+        assert alone.target_words == seg.words
 
 
 def test_an_hour_of_speech_keeps_cost_and_memory_flat(model, document):
