@@ -167,8 +167,8 @@ class StreamServer:
         name, dot, kind = path.removeprefix("/subtitles/").rpartition(".")
         if path.startswith("/subtitles/") and dot and kind in _SUBTITLES:
             token = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query).get("token", [None])[0]
-            try:
-                words = self.rooms.subtitles(name, token)
+            try:  # the page's link percent-encodes the name (":" is %3A)
+                words = self.rooms.subtitles(urllib.parse.unquote(name), token)
             except ProtocolError as e:
                 return connection.respond(404, e.message + "\n")
             text = subtitles.FORMATS[kind](subtitles.cues(words))

@@ -153,3 +153,18 @@ def test_a_listener_that_never_reads_is_cut_off_and_one_that_sends_garbage_chang
                       "unknown_stream"]
     assert [m for m in noise if m.get("id") == "hall"] == heard[1:]
     assert code == 1008 and len(got) < len(heard)
+
+
+def test_subtitles_of_a_room_whose_name_the_link_percent_encodes(model):
+    # The page builds the link with encodeURIComponent: a room name may hold ":", which it sends as %3A.
+    async def main():
+        async with StreamServer(port=0, model=model) as server:
+            async with connect(f"ws://127.0.0.1:{server.port}/ws") as speaker:
+                await recv(speaker)
+                await speaker.send(json.dumps({"type": "start", "room": "hall:2"}))
+                await recv(speaker)  # ready
+                return [await asyncio.to_thread(get, f"http://127.0.0.1:{server.port}/subtitles/{name}.vtt")
+                        for name in ("hall%3A2", "hall:2")]
+
+    (encoded, _, text), (plain, _, _) = run(main())
+    assert encoded == plain == 200 and text.startswith("WEBVTT")
