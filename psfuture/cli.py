@@ -11,7 +11,7 @@ import time
 
 from psfuture.backends.base import ModelSpec
 from psfuture.segmenter import Segmenter
-from psfuture.serve.protocol import Limits, StreamSettings
+from psfuture.serve.messages import Limits, StreamSettings
 
 DEMO_SENTENCES = [
     "Im Anfang schuf Gott die Himmel und die Erde.",

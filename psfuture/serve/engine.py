@@ -20,7 +20,7 @@ from typing import Any, Callable
 from psfuture.calibration import Calibration, load_calibration
 from psfuture.errors import ConfigError, PsFutureError
 from psfuture.policies import POLICIES, make_policy
-from psfuture.serve.protocol import (Drop, Failed, Finish, Finished, Open, Opened, Outcome, Push, SegmentClosed,
+from psfuture.serve.messages import (Drop, Failed, Finish, Finished, Open, Opened, Outcome, Push, SegmentClosed,
                                      StreamSettings, Work, Wrote)
 from psfuture.longform import LongSession
 from psfuture.segmenter import Segmenter

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-from psfuture.serve.protocol import ProtocolError
+from psfuture.serve.messages import ProtocolError
 from psfuture.subtitles import Timeline
 
 FANNED = ("ready", "target", "segment", "done", "error")  # what listeners hear of the speaker's stream

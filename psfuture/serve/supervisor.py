@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 from psfuture.backends.base import ModelSpec
-from psfuture.serve.protocol import Limits, StreamSettings
+from psfuture.serve.messages import Limits, StreamSettings
 
 log = logging.getLogger("psfuture.supervisor")
 
