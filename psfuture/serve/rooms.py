@@ -91,8 +91,10 @@ class Rooms:
     Ended rooms stay for their listeners and for their subtitles; beyond `max_ended` of them, the oldest without
     listeners are forgotten."""
 
-    def __init__(self, max_listeners: int = 1000, max_ended: int = 32):
+    def __init__(self, max_listeners: int = 1000, max_ended: int = 32, max_rooms_per_listener: int = 4):
         self.max_listeners, self.max_ended = max_listeners, max_ended
+        # One connection may not take every listener place (a room with a listener is never forgotten).
+        self.max_rooms_per_listener = max_rooms_per_listener
         self.rooms: dict[str, Room] = {}
         self._of: dict[Hashable, set[str]] = {}  # listener -> names of the rooms it listens to
 
@@ -137,6 +139,9 @@ class Rooms:
                                 "listener link")
         if listener in room.listeners:  # a catch-up is the biggest reply there is: one per listener and room
             raise ProtocolError("already_listening", f"this connection already listens to room {json.dumps(name)}")
+        if len(self._of.get(listener, ())) >= self.max_rooms_per_listener:
+            raise ProtocolError("too_many_rooms", f"one connection may listen to at most {self.max_rooms_per_listener} "
+                                "rooms")
         if self.listeners >= self.max_listeners:
             raise ProtocolError("busy", f"the server has its limit of {self.max_listeners} listeners")
         room.listeners[listener] = None

@@ -138,3 +138,16 @@ def test_a_catch_up_is_serialized_once_per_room_not_once_per_listener():
     hub.run(speaker.outcome(Finished(n, "Word. Word. Word. And", {"words": 4})))
     c, d = (send(ServerProtocol(rooms=rooms), type="listen", room="hall") for _ in range(2))
     assert c[-1].message["type"] == "done" and c[-1].text() is d[-1].text()
+
+
+def test_one_connection_cannot_take_every_listener_place():
+    # Without a cap per connection, one client could open rooms and listen to each (a room with a listener is never
+    # forgotten) until every other listener got "busy".
+    rooms = Rooms(max_listeners=10, max_rooms_per_listener=2)
+    for name in "abc":
+        speaker_stream(rooms, room=name)
+    greedy = ServerProtocol(rooms=rooms)
+    answers = [send(greedy, type="listen", room=name)[0].message for name in "abc"]
+    assert [m.get("code", m["type"]) for m in answers] == ["listening", "listening", "too_many_rooms"]
+    assert send(ServerProtocol(rooms=rooms), type="listen", room="c")[0].message["type"] == "listening"
+    assert rooms.listeners == 3
