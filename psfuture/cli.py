@@ -10,6 +10,7 @@ import sys
 import time
 
 from psfuture.backends.base import ModelSpec
+from psfuture.cli_common import CliError, _load, _say_model
 from psfuture.segmenter import Segmenter
 from psfuture.serve.messages import Limits, StreamSettings
 
@@ -20,10 +21,6 @@ DEMO_SENTENCES = [
     "Die Orks haben das Dorf im Norden angegriffen.",
     "Und er sprach zu ihnen: Fürchtet euch nicht!",
 ]
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def _positive(kind):
@@ -118,51 +115,12 @@ def _cuts(text: str) -> str:
     return text
 
 
-def _settings(args) -> StreamSettings:
-    options = dict(args.set)
-    if args.threshold is not None:
-        options["threshold"] = args.threshold
-    rules = set(args.cut.split(","))
-    segment = {"cut_punctuation": "punctuation" in rules, "cut_model": "model" in rules,
-               "max_segment_words": args.max_segment_words, "model_eos": args.model_eos}
-    return StreamSettings(args.policy, tuple(sorted(options.items())), args.target_al, tuple(sorted(segment.items())))
-
-
 def _limits(args) -> Limits:
     return Limits(max_message_bytes=args.max_message_bytes, max_queued_words=args.max_queued_words,
                   max_streams_per_connection=args.max_streams_per_connection, max_streams=args.max_streams,
                   max_connections=args.max_connections, max_listeners=args.max_listeners,
                   idle_timeout_s=args.idle_timeout,
                   max_segment_words=max(Limits.max_segment_words, args.max_segment_words))
-
-
-def _load(args):
-    """The model, and the settings checked against the engine before anything starts. Says on stderr which
-    model runs where and in which precision (and why, when --dtype auto chose it)."""
-    from .backends import load
-    from .errors import PsFutureError
-    from .serve.engine import build_policy, build_segmenter
-    try:
-        spec = ModelSpec.from_args(args)
-        model = load(spec)
-        settings = _settings(args)
-        build_policy(settings, _calibration(model))
-        build_segmenter(settings)
-    except PsFutureError as e:
-        raise CliError(str(e)) from None
-    logging.getLogger().setLevel(args.log_level)  # importing fairseq resets the root logger
-    return spec, model, settings
-
-
-def _say_model(model) -> None:
-    from .backends import describe
-    print(f"psfuture: {describe(model)}", file=sys.stderr, flush=True)
-
-
-def _calibration(model):
-    """The model's threshold calibration (calibration.json beside it, from eval/sweep), for --target-al."""
-    from .calibration import load_calibration
-    return load_calibration(model)
 
 
 # --- translate ---------------------------------------------------------------------------------------------
@@ -408,7 +366,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m psfuture.cli` runs this file as __main__: take the importable module's main, so that it catches the
-    # CliError that psfuture.cli_translate and psfuture.cli_listen raise (theirs is psfuture.cli's, not __main__'s).
-    from psfuture.cli import main as main_of_module
-    sys.exit(main_of_module())
+    sys.exit(main())

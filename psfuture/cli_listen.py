@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from psfuture.cli import CliError
+from psfuture.cli_common import CliError
 
 
 async def _follow(args, out) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 
 from psfuture import subtitles
-from psfuture.cli import CliError, _calibration, _load, _say_model
+from psfuture.cli_common import CliError, _calibration, _load, _say_model
 from psfuture.serve.protocol import WordBuffer
 
 
