@@ -203,7 +203,12 @@ async def _demo(args, model, settings) -> None:
             hello = json.loads(await ws.recv())
             out.write(f"model {json.dumps(hello.get('model'), ensure_ascii=False)}\n"
                       f"streaming German at {args.wps:g} words/s; each English word shows how many German words "
-                      "had been read when it was written, and how long after the last of them it came\n\n")
+                      "had been read when it was written, and how long after the last of them it came\n")
+            if str((hello.get("model") or {}).get("name", "")).startswith("psfuture-"):
+                out.write("the shipped model knows software and documentation German (help pages, menus, manuals), "
+                          "not news or everyday talk; for general German see the README, \"Your own Hugging Face "
+                          "model\"\n")
+            out.write("\n")
             for n, sentence in enumerate(args.sentences or DEMO_SENTENCES, 1):
                 await ws.send(json.dumps({"type": "start", "id": str(n)}))
                 await _demo_sentence(ws, sentence, args.wps, out, show_policy=n == 1)
