@@ -188,9 +188,9 @@ def main(argv=None) -> None:
         extra_cpu = None if base is None or not r["listeners"] else r["server_cpu_s"] - base
         r["cpu_us_per_listener_message"] = (round(extra_cpu / r["listener_messages"] * 1e6, 1)
                                             if extra_cpu is not None and extra_cpu >= NOISE_S else None)
-    lscpu = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True)
-                 .stdout.splitlines() if ":" in line)
-    env = {"cpu": lscpu.get("Model name", "?").strip(), "cores": os.cpu_count(),
+    from psfuture.experiments.report import cpu_facts
+
+    env = {**cpu_facts(), "cores": os.cpu_count(),
            "loadavg_1_5_15_before": [round(x, 2) for x in load_before],
            "loadavg_1_5_15_after": [round(x, 2) for x in load_after],
            "python": sys.version.split()[0], "model": "tiny-test-model (tests' tiny model), waitk k=2, float32, 1 thread",

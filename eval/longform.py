@@ -28,7 +28,6 @@ import json
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,6 +156,7 @@ def main(argv=None) -> None:
 
     from psfuture.backends import load
     from psfuture.experiments import significance
+    from psfuture.experiments.report import cpu_facts
     from psfuture.experiments import sweep
     from psfuture.experiments.metrics import Corpus, read_corpus
     from psfuture.segmenter import Segmenter
@@ -233,7 +233,6 @@ def main(argv=None) -> None:
                                            [("previous", "none")], references, "config", 0.0)
         context.append({"config": label, "previous": round(c.bleu_a, 2), "none": round(c.bleu_b, 2),
                         "delta": round(c.delta, 2), "ci": [round(x, 2) for x in c.ci], "p": c.p})
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {"command": "python eval/longform.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "model": {k: model.info.get(k) for k in ("name", "sha256", "precision", "device")},
               "corpus": corpus.fingerprint(), "condition": args.condition, "sentences": len(sources),
@@ -241,8 +240,7 @@ def main(argv=None) -> None:
               "segmenter": segmenter.signature() + f", context={args.context}", "rows": rows,
               "psfuture_at_equal_laal": at_equal, "context": context,
               "seconds": {"long_form": round(long_s), "oracle": round(oracle_s)},
-              "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
-              "native_bfloat16": "avx512_bf16" in cpu or "amx_bf16" in cpu, "torch": torch.__version__,
+              **cpu_facts(), "torch": torch.__version__,
               "python": platform.python_version()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -255,6 +253,7 @@ def computation_aware(args, model, policies, labels, segmenter, sources, referen
     from simuleval.evaluator.scorers.latency_scorer import ALScorer
 
     from psfuture.experiments.metrics import _Timed
+    from psfuture.experiments.report import cpu_facts
     from psfuture.longform import LongSession
 
     group = range(len(sources))
@@ -284,13 +283,11 @@ def computation_aware(args, model, policies, labels, segmenter, sources, referen
         rows.append({"config": label, "policy": policy.signature(), "ca_stream_al_ms": round(sum(als) / len(als)),
                      "compute_ms_per_word": round(1000 * spent / len(words), 1),
                      "behind_at_end_s": round(ends[-1] / 1000 - len(words) / args.rate, 2)})
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {"command": "python eval/longform.py " + shlex.join(sys.argv[1:]), "rate": args.rate,
               "model": {k: model.info.get(k) for k in ("name", "sha256", "precision", "device")},
               "condition": args.condition, "sentences": len(sources), "words": len(words),
               "segmenter": segmenter.signature(), "torch_threads": args.threads, "rows": rows,
-              "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
-              "native_bfloat16": "avx512_bf16" in cpu or "amx_bf16" in cpu}
+              **cpu_facts()}
     m = result["model"]
     md = [f"# Computation-aware StreamAL on this machine: {args.condition} input", "",
           f"- the first {len(sources)} test sentences ({len(words)} words) as one talk at {args.rate:g} words/s, each "

@@ -11,7 +11,6 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ def main(argv=None) -> None:
     from psfuture.corpus.asr import asr_like
     from psfuture.experiments import significance
     from psfuture.experiments.metrics import bleu
+    from psfuture.experiments.report import cpu_facts
 
     torch.set_num_threads(args.threads)
     models = [load(ModelSpec.from_args(args).replace(path=m)) for m in args.models]
@@ -75,13 +75,11 @@ def main(argv=None) -> None:
     for entry in loss:
         base = next(x for x in loss if x["set"] == entry["set"] and x["model"] == names[0])
         entry["share_of_baseline_loss"] = round(entry["loss"] / base["loss"], 3) if base["loss"] else None
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     result = {"command": "python eval/model_compare.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "models": [{"dir": d, **{k: m.info.get(k) for k in ("name", "sha256", "precision", "device")}}
                          for d, m in zip(args.models, models)],
               "beam": args.beam, "rows": rows, "asr_loss": loss, "seconds": round(time.perf_counter() - start),
-              "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
-              "torch": torch.__version__, "python": platform.python_version()}
+              **cpu_facts(), "torch": torch.__version__, "python": platform.python_version()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "result.md").write_text(markdown(result))
@@ -94,7 +92,7 @@ def markdown(r: dict) -> str:
     lines = [f"# Offline BLEU ({decoding}), as written and ASR-like, against `{r['models'][0]['name']}`", ""]
     lines += [f"- `{m['dir']}`: `{m['name']}` sha256 `{(m['sha256'] or '?')[:16]}`, {m['precision']} on {m['device']}"
               for m in r["models"]]
-    lines += [f"- BLEU `{r['rows'][0]['signature']}`; paired bootstrap 1,000 resamples, seed 12345; {r['cpu']}, "
+    lines += [f"- BLEU `{r['rows'][0]['signature']}`; paired bootstrap 1,000 resamples, seed 12345; {r['cpu']} (native bfloat16: {r['native_bfloat16']}), "
               f"torch {r['torch']}; {r['seconds']} s", f"- `{r['command']}`", "",
               "| set | input | model | sentences | BLEU | delta vs first [95% CI] | p |", "|---|---|---|---:|---:|---|---:|"]
     for row in r["rows"]:

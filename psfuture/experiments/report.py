@@ -220,3 +220,13 @@ def plot(path: Path, results: Sequence[Result], title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def cpu_facts() -> dict:
+    """What a timing or a bfloat16 result depends on: the CPU model and whether it computes bfloat16 natively."""
+    import subprocess
+
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    facts = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = facts.get("Flags", "")
+    return {"cpu": facts.get("Model name", "?").strip(), "native_bfloat16": "avx512_bf16" in flags or "amx_bf16" in flags}
