@@ -32,11 +32,23 @@ class Timeline:
 
     def __init__(self):
         self.segments: list[list[tuple[str, float]]] = []
+        self._words = 0
+        self._rendered: dict[str, tuple[int, str]] = {}  # format -> (words then, text)
 
     def add(self, segment: int, word: str, t: float) -> None:
         while len(self.segments) <= segment:
             self.segments.append([])
         self.segments[segment].append((word, t))
+        self._words += 1
+
+    def render(self, kind: str) -> str:
+        """The subtitles in `kind` (a key of FORMATS), rebuilt only when words were written since the last call:
+        a server answers every viewer's request from one build, and an hour of talk takes tens of ms to build."""
+        words, text = self._rendered.get(kind, (-1, ""))
+        if words != self._words:
+            text = FORMATS[kind](cues(self.segments))
+            self._rendered[kind] = (self._words, text)
+        return text
 
 
 def cues(segments: Iterable[Timed], line_chars: int = 42, lines: int = 2, hold_s: float = 3.0,

@@ -52,3 +52,13 @@ def test_vtt_escapes_what_webvtt_would_read_as_markup_or_a_timing_line():
     assert [html.unescape(c.raw_text) for c in parsed] == [text, "x"]
     assert "<" not in out and "-->" not in out.split("\n")[3]
     assert [s.content for s in srt.parse(to_srt([Cue(0.0, 1.0, text)]))] == [text]  # SRT has no escapes
+
+
+def test_a_timeline_renders_once_per_new_word():
+    t = Timeline()
+    t.add(0, "Hello.", 1.0)
+    first = t.render("vtt")
+    assert first == to_vtt(cues(t.segments)) and t.render("vtt") is first  # unchanged: the same build
+    assert t.render("srt") == to_srt(cues(t.segments))
+    t.add(1, "World.", 2.0)
+    assert "World." in t.render("vtt") and t.render("vtt") == to_vtt(cues(t.segments))

@@ -158,11 +158,11 @@ class Rooms:
                 self.rooms[name].listeners.pop(listener, None)
         self._evict()
 
-    def subtitles(self, name: str, token: str | None) -> list[list[tuple[str, float]]]:
+    def subtitles(self, name: str, token: str | None) -> Timeline:
         room = self.rooms.get(name)
         if room is None or (room.token is not None and not _same(room.token, token)):
             raise ProtocolError("no_room", f"no room {json.dumps(name)} here, or a wrong token")
-        return room.written.segments
+        return room.written
 
     def _evict(self) -> None:
         ended = [n for n, r in self.rooms.items() if not r.live and not r.listeners]

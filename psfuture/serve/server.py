@@ -30,7 +30,6 @@ from psfuture.serve.engine import Engine, EngineOptions, ModelWorker, available_
 from psfuture.serve.protocol import (Broadcast, Capacity, Limits, Outcome, ProtocolError, Reply, ServerProtocol,
                                      StreamSettings)
 from psfuture.serve.rooms import Rooms
-from psfuture import subtitles
 
 log = logging.getLogger("psfuture.server")
 ws_log = logging.getLogger("psfuture.server.websockets")  # the library's own messages
@@ -168,11 +167,10 @@ class StreamServer:
         if path.startswith("/subtitles/") and dot and kind in _SUBTITLES:
             token = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query).get("token", [None])[0]
             try:  # the page's link percent-encodes the name (":" is %3A)
-                words = self.rooms.subtitles(urllib.parse.unquote(name), token)
+                timeline = self.rooms.subtitles(urllib.parse.unquote(name), token)
             except ProtocolError as e:
                 return connection.respond(404, e.message + "\n")
-            text = subtitles.FORMATS[kind](subtitles.cues(words))
-            return _respond(connection, text.encode(), _SUBTITLES[kind])
+            return _respond(connection, timeline.render(kind).encode(), _SUBTITLES[kind])
         return connection.respond(404, f"not found; the demo page is at /, a room's captions at /captions?room=NAME, "
                                   f"its subtitles at /subtitles/NAME.vtt or .srt, the websocket at {self.http.ws_path}\n")
 

@@ -65,7 +65,7 @@ def test_listeners_hear_the_stream_under_the_room_name_and_a_late_one_catches_up
         {"type": "target", "id": "hall", "segment": 1, "segment_start": 3, "text": "And", "words": ["And"],
          "delays": [5], "source_read": 5}]
     # Subtitle times count from the stream's ready.
-    assert rooms.subtitles("hall", "t") == [[("In", 1.0), ("the", 1.0), ("beginning.", 2.5)], [("And", 4.0)]]
+    assert rooms.subtitles("hall", "t").segments == [[("In", 1.0), ("the", 1.0), ("beginning.", 2.5)], [("And", 4.0)]]
 
     hub.run(speaker.outcome(Finished(n, "In the beginning. And", {"words": 4})))
     assert hub.heard[early][-1]["type"] == hub.heard[late][-1]["type"] == "done"
