@@ -43,34 +43,39 @@ model: data
 	$(PY) scripts/train.py --data data/bin --work build/offline --preset cpu --average 5 --fp16-storage \
 	  --name psfuture-offline-deen --out checkpoints/offline
 
-# P2F fine-tune of the shipped model, the recipe of checkpoints/p2f (~25 min on 2 cores): today's corpus in the
-# shipped model's vocabulary; prefix pairs' targets cut to the prefix's share (--prefix-target proportional), 250 updates.
+# The P2F study's short recipe on top of the shipped model (~25 min on 2 cores; build/p2f_prop_model): today's corpus
+# in the shipped model's vocabulary; prefix targets cut to the prefix's share (--prefix-target proportional), 250
+# updates. The shipped checkpoints/p2f is the twin of checkpoints/offline: `make finetune-p2f` below.
 data/p2f-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
 	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/p2f-bin --model checkpoints/offline
 
 p2f: $(STAMP) data/p2f-bin/dict.de.txt
 	OMP_NUM_THREADS=2 $(PY) scripts/train_p2f.py --model checkpoints/offline --data data/p2f-bin --work build/p2f_prop \
-	  --out checkpoints/p2f --prefix-target proportional --fp16-storage --name psfuture-p2f-prop-deen -- --max-update 250 \
+	  --out build/p2f_prop_model --prefix-target proportional --fp16-storage --name psfuture-p2f-prop-deen -- --max-update 250 \
 	  --save-interval-updates 50 --keep-interval-updates 1 --disable-validation --log-interval 25
 
 # Issue 23's fine-tune of the shipped model (hours on CPU; resumable: run it again to continue from build/ft_*):
 # `make data` (280k pairs since the Debian manuals, KDE, CLI catalogs and man pages joined) in the shipped model's
 # vocabulary, a quarter of the German sources ASR-like (lowercased, unpunctuated), full pairs; its P2F twin on the
-# same data and budget (proportional prefix targets). Models land in build/ft_*_model; shipped only if they win.
-FT_UPDATES ?= 3000
+# same data and budget (proportional prefix targets). Models land in build/ft_*_model; the shipped ones are the
+# plain run and its twin at 500 updates (~1.5 h each on one core of a 2-core CPU, both at once), from the first
+# offline model (sha256 f3a1a530...; `git archive 5ebed6d checkpoints/offline | tar -x -C build/base`, then
+# FT_BASE=build/base/checkpoints/offline). Then `UPDATES=500 BASE=$FT_BASE bash eval/finetune_compare.sh`.
+FT_UPDATES ?= 500
+FT_BASE ?= checkpoints/offline
 data/ft-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
 	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/ft-bin --model checkpoints/offline --asr-share 0.25
 
 finetune: $(STAMP) data/ft-bin/dict.de.txt
-	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/ft-bin --work build/ft_plain \
-	  --out build/ft_plain_model --prefix-ratio 0.0 --average 5 --fp16-storage --name psfuture-ft-deen -- \
+	$(PY) scripts/train_p2f.py --model $(FT_BASE) --data data/ft-bin --work build/ft_plain \
+	  --out build/ft_plain_model --prefix-ratio 0.0 --average 1 --fp16-storage --name psfuture-ft-deen -- \
 	  --max-update $(FT_UPDATES) --save-interval-updates 100 --keep-interval-updates 5 --log-interval 25
 
 finetune-p2f: $(STAMP) data/ft-bin/dict.de.txt
-	$(PY) scripts/train_p2f.py --model checkpoints/offline --data data/ft-bin --work build/ft_p2f \
-	  --out build/ft_p2f_model --prefix-ratio 0.5 --prefix-target proportional --average 5 --fp16-storage \
+	$(PY) scripts/train_p2f.py --model $(FT_BASE) --data data/ft-bin --work build/ft_p2f \
+	  --out build/ft_p2f_model --prefix-ratio 0.5 --prefix-target proportional --average 1 --fp16-storage \
 	  --name psfuture-ft-p2f-deen -- --max-update $(FT_UPDATES) --save-interval-updates 100 --keep-interval-updates 5 \
 	  --log-interval 25
 

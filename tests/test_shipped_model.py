@@ -46,11 +46,16 @@ def p2f():
     return load_model(P2F_DIR)
 
 
-def test_p2f_model_is_a_fine_tune_of_the_shipped_one(p2f):
+def test_p2f_model_is_the_shipped_ones_twin(p2f):
+    """Both are fine-tunes of the same base model on the same data for the same number of updates, one with
+    prefix pairs and one without: the fair test of P2F (docs/training.md)."""
     meta = json.loads((P2F_DIR / "model.json").read_text())
-    base = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-    assert p2f.info["sha256"] == meta["sha256"] and meta["base_model"]["sha256"] == base["sha256"]
+    offline = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert p2f.info["sha256"] == meta["sha256"] != offline["sha256"]
+    assert meta["base_model"]["sha256"] == offline["base_model"]["sha256"]
+    assert meta["num_updates"] == offline["num_updates"]
     assert meta["p2f"]["prefix_eos"] == "drop" and 0 < meta["p2f"]["prefix_ratio"] < 1
+    assert offline["p2f"]["prefix_ratio"] == 0
     for name in ("dict.de.txt", "dict.en.txt", "spm.model"):  # same vocabulary: the same front ends serve both
         assert (P2F_DIR / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes(), name
     from psfuture.calibration import load_calibration

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue 23: the plain fine-tune and its P2F twin on the 280k corpus at one budget, against the shipped model.
+#   make finetune finetune-p2f FT_UPDATES=N     # first: both runs (build/ft_plain, build/ft_p2f), resumable
+#   UPDATES=N bash eval/finetune_compare.sh     # export both at N updates, then evaluate
+# 1. export: each run's last checkpoint (AVERAGE=1, the default: build/ft_{plain,p2f}_model_uN_last) or the average
+#    of its last AVERAGE interval checkpoints (build/ft_{plain,p2f}_model_uN). At 500 updates dev chose the last
+#    checkpoint (+1.17 greedy BLEU over the average of 100..500 for the plain run, +0.67 for P2F:
+#    eval/results/compare_ft_u500_average_dev), so the shipped models are the _last ones.
+# 2. greedy BLEU, as written and ASR-like, whole dev and test, bootstrap against the shipped model
+#    (eval/results/compare_ft_u$UPDATES[_last]_<sets>_full; SETS picks the sets)
+# 3. PsFuture (KL) on the whole test set for both (SETS="test dev" adds dev), bootstrap of every curve pair at
+#    AL 2/3/4 with the shipped model's sweep (eval/results/sweep_test_full, same dtype and batching), written to
+#    eval/results/ft_plain_u$UPDATES[_last]_<set>_full/bootstrap.md
+# STAGES="export compare sweep" picks stages; a stage whose result exists is skipped. JOBS=1: one sweep process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+BASE=${BASE:-checkpoints/offline}  # the model both runs started from (since 2026-12-05 not the shipped one: see Makefile)
+UPDATES=${UPDATES:?UPDATES=N: the update count both runs reached}
+STAGES=${STAGES:-export compare sweep}
+SETS=${SETS:-test}
+AVERAGE=${AVERAGE:-1}
+TAG=; [ "$AVERAGE" = 1 ] && TAG=_last
+RUNS=${RUNS:-plain p2f}  # RUNS=plain: export and sweep one run while the other trains
+THRESHOLDS=${THRESHOLDS:-0.1,0.2,0.4}  # the averaged models' sweeps also ran 0.6
+declare -A WORK=([plain]=build/ft_plain [p2f]=build/ft_p2f)
+declare -A NAME=([plain]=psfuture-ft-deen [p2f]=psfuture-ft-p2f-deen)
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+for run in $RUNS; do
+  model=build/ft_${run}_model_u$UPDATES$TAG
+  if has export && [ ! -f "$model/checkpoint.pt" ]; then
+    # export only, and only a run that stands at exactly N updates (the run's own flags are in its model.json)
+    done=$($PY -c "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)\
+['optimizer_history'][-1]['num_updates'])" "${WORK[$run]}/checkpoint_last.pt")
+    [ "$done" = "$UPDATES" ] || { echo "error: ${WORK[$run]} stands at $done updates, not $UPDATES" >&2; exit 1; }
+    extra=(--prefix-ratio 0.0); [ $run = p2f ] && extra=(--prefix-ratio 0.5 --prefix-target proportional)
+    $PY scripts/train_p2f.py --model "$BASE" --data data/ft-bin --work "${WORK[$run]}" --out "$model" \
+      "${extra[@]}" --average "$AVERAGE" --fp16-storage --name "${NAME[$run]}${TAG/_/-}" --export-only
+  fi
+done
+plain=build/ft_plain_model_u$UPDATES$TAG p2f=build/ft_p2f_model_u$UPDATES$TAG
+
+out=eval/results/compare_ft_u$UPDATES${TAG}_${SETS// /_}_full
+if has compare && [ "$RUNS" = "plain p2f" ] && [ ! -f "$out/result.json" ]; then
+  $PY eval/model_compare.py --models "$BASE" "$plain" "$p2f" --sets "${SETS// /,}" --threads 2 --out "$out"
+fi
+
+if has sweep; then
+  for set in $SETS; do
+    src=data/corpus/test.de ref=data/corpus/test.en base=eval/results/sweep_test_full
+    [ "$set" = dev ] && src=data/corpus/valid.de ref=data/corpus/valid.en base=
+    dirs=()
+    for run in $RUNS; do
+      d=eval/results/ft_${run}_u$UPDATES${TAG}_${set}_full; dirs+=("$d")
+      model=build/ft_${run}_model_u$UPDATES$TAG
+      [ -f "$d/results.json" ] || $PY eval/sweep.py --model "$model" --src "$src" --ref "$ref" --policies psfuture \
+        --thresholds "kl=$THRESHOLDS" --ablation none --cost-limit 0 --batch 16 --jobs "${JOBS:-2}" --threads 1 \
+        --dtype bfloat16 --no-progress --out "$d"
+    done
+    [ "$RUNS" = "plain p2f" ] && $PY eval/bootstrap.py ${base:+"$base"} "${dirs[@]}" --src "$src" --ref "$ref" \
+      --out "${dirs[0]}/bootstrap.md"
+  done
+fi
