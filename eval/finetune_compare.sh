@@ -31,8 +31,8 @@ for run in $RUNS; do
   model=build/ft_${run}_model_u$UPDATES$TAG
   if has export && [ ! -f "$model/checkpoint.pt" ]; then
     # export only, and only a run that stands at exactly N updates (the run's own flags are in its model.json)
-    done=$($PY -c "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)\
-['optimizer_history'][-1]['num_updates'])" "${WORK[$run]}/checkpoint_last.pt")
+    done=$($PY -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); from train_p2f import _updates_done
+print(_updates_done(Path(sys.argv[1])))" "${WORK[$run]}" 2>/dev/null | tail -n 1)
     [ "$done" = "$UPDATES" ] || { echo "error: ${WORK[$run]} stands at $done updates, not $UPDATES" >&2; exit 1; }
     extra=(--prefix-ratio 0.0); [ $run = p2f ] && extra=(--prefix-ratio 0.5 --prefix-target proportional)
     $PY scripts/train_p2f.py --model "$BASE" --data data/ft-bin --work "${WORK[$run]}" --out "$model" \
