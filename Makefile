@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser data model p2f finetune finetune-p2f sweep bench clean
+.PHONY: demo test setup browser data model p2f finetune finetune-p2f finetune-asr finetune-words sweep bench clean
 
 # Also re-run when this recipe changes, so an existing .venv picks up a changed install step.
 $(STAMP): setup.py Makefile
@@ -78,6 +78,25 @@ finetune-p2f: $(STAMP) data/ft-bin/dict.de.txt
 	  --out build/ft_p2f_model --prefix-ratio 0.5 --prefix-target proportional --average 1 --fp16-storage \
 	  --name psfuture-ft-p2f-deen -- --max-update $(FT_UPDATES) --save-interval-updates 100 --keep-interval-updates 5 \
 	  --log-interval 25
+
+# Issue 23's second stage: the 500-update fine-tune (FT2_BASE, the shipped model's parent 9be85cd6) trained on with
+# half of the German sources ASR-like (the ASR lever), and beside it the same with the Ding dictionary's 177k
+# headwords mixed in (the vocabulary lever). Resumable; models in build/ft_{asr,words}_model; then
+# `UPDATES=350 bash eval/finetune_stage2.sh`.
+FT2_UPDATES ?= 350
+FT2_BASE ?= checkpoints/offline
+data/ft-asr-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
+	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
+	$(PY) scripts/prepare.py --corpus data/corpus --out data/ft-asr-bin --model checkpoints/offline --asr-share 0.5
+
+data/ft-words-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
+	test -f data/corpus-words/train.de || $(PY) scripts/build_data.py --out data/corpus-words --add ding-words
+	$(PY) scripts/prepare.py --corpus data/corpus-words --out data/ft-words-bin --model checkpoints/offline --asr-share 0.5
+
+finetune-asr finetune-words: finetune-%: $(STAMP) data/ft-%-bin/dict.de.txt
+	$(PY) scripts/train_p2f.py --model $(FT2_BASE) --data data/ft-$*-bin --work build/ft_$* \
+	  --out build/ft_$*_model --prefix-ratio 0.0 --average 1 --fp16-storage --name psfuture-ft-$*-deen -- \
+	  --max-update $(FT2_UPDATES) --save-interval-updates 50 --keep-interval-updates 8 --log-interval 25
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
 # The README's main table: every policy on the whole GNOME test set (1,425 sentences) on the shipped model, and

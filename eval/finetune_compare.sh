@@ -12,6 +12,8 @@
 #    AL 2/3/4 with the shipped model's sweep (eval/results/sweep_test_full, same dtype and batching), written to
 #    eval/results/ft_plain_u$UPDATES[_last]_<set>_full/bootstrap.md
 # STAGES="export compare sweep" picks stages; a stage whose result exists is skipped. JOBS=1: one sweep process.
+# The second stage (make finetune-asr finetune-words, from the 500-update plain model): RUNS="asr words" STUDY=ft2
+#   BASE=<that model> BASE_SWEEP=eval/results/ft_plain_u500_last_test_full UPDATES=350 bash eval/finetune_compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,9 +24,13 @@ SETS=${SETS:-test}
 AVERAGE=${AVERAGE:-1}
 TAG=; [ "$AVERAGE" = 1 ] && TAG=_last
 RUNS=${RUNS:-plain p2f}  # RUNS=plain: export and sweep one run while the other trains
+STUDY=${STUDY:-ft}  # names the comparison's folder: eval/results/compare_$STUDY_u...
+BASE_SWEEP=${BASE_SWEEP:-eval/results/sweep_test_full}  # BASE's PsFuture sweep on the whole test set
 THRESHOLDS=${THRESHOLDS:-0.1,0.2,0.4}  # the averaged models' sweeps also ran 0.6
-declare -A WORK=([plain]=build/ft_plain [p2f]=build/ft_p2f)
-declare -A NAME=([plain]=psfuture-ft-deen [p2f]=psfuture-ft-p2f-deen)
+declare -A WORK=([plain]=build/ft_plain [p2f]=build/ft_p2f [asr]=build/ft_asr [words]=build/ft_words)
+declare -A NAME=([plain]=psfuture-ft-deen [p2f]=psfuture-ft-p2f-deen [asr]=psfuture-ft-asr-deen
+                 [words]=psfuture-ft-words-deen)
+declare -A DATA=([plain]=data/ft-bin [p2f]=data/ft-bin [asr]=data/ft-asr-bin [words]=data/ft-words-bin)
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 for run in $RUNS; do
@@ -35,20 +41,20 @@ for run in $RUNS; do
 print(_updates_done(Path(sys.argv[1])))" "${WORK[$run]}" 2>/dev/null | tail -n 1)
     [ "$done" = "$UPDATES" ] || { echo "error: ${WORK[$run]} stands at $done updates, not $UPDATES" >&2; exit 1; }
     extra=(--prefix-ratio 0.0); [ $run = p2f ] && extra=(--prefix-ratio 0.5 --prefix-target proportional)
-    $PY scripts/train_p2f.py --model "$BASE" --data data/ft-bin --work "${WORK[$run]}" --out "$model" \
+    $PY scripts/train_p2f.py --model "$BASE" --data "${DATA[$run]}" --work "${WORK[$run]}" --out "$model" \
       "${extra[@]}" --average "$AVERAGE" --fp16-storage --name "${NAME[$run]}${TAG/_/-}" --export-only
   fi
 done
-plain=build/ft_plain_model_u$UPDATES$TAG p2f=build/ft_p2f_model_u$UPDATES$TAG
+models=(); for run in $RUNS; do models+=("build/ft_${run}_model_u$UPDATES$TAG"); done
 
-out=eval/results/compare_ft_u$UPDATES${TAG}_${SETS// /_}_full
-if has compare && [ "$RUNS" = "plain p2f" ] && [ ! -f "$out/result.json" ]; then
-  $PY eval/model_compare.py --models "$BASE" "$plain" "$p2f" --sets "${SETS// /,}" --threads 2 --out "$out"
+out=eval/results/compare_${STUDY}_u$UPDATES${TAG}_${SETS// /_}_full
+if has compare && [ ${#models[@]} -ge 2 ] && [ ! -f "$out/result.json" ]; then
+  $PY eval/model_compare.py --models "$BASE" "${models[@]}" --sets "${SETS// /,}" --threads 2 --out "$out"
 fi
 
 if has sweep; then
   for set in $SETS; do
-    src=data/corpus/test.de ref=data/corpus/test.en base=eval/results/sweep_test_full
+    src=data/corpus/test.de ref=data/corpus/test.en base=$BASE_SWEEP
     [ "$set" = dev ] && src=data/corpus/valid.de ref=data/corpus/valid.en base=
     dirs=()
     for run in $RUNS; do
@@ -58,7 +64,7 @@ if has sweep; then
         --thresholds "kl=$THRESHOLDS" --ablation none --cost-limit 0 --batch 16 --jobs "${JOBS:-2}" --threads 1 \
         --dtype bfloat16 --no-progress --out "$d"
     done
-    [ "$RUNS" = "plain p2f" ] && $PY eval/bootstrap.py ${base:+"$base"} "${dirs[@]}" --src "$src" --ref "$ref" \
-      --out "${dirs[0]}/bootstrap.md"
+    if [ -n "$base" ] || [ ${#dirs[@]} -ge 2 ]; then $PY eval/bootstrap.py ${base:+"$base"} "${dirs[@]}" --src "$src" --ref "$ref" \
+      --out "${dirs[0]}/bootstrap.md"; fi
   done
 fi

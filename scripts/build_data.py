@@ -21,12 +21,14 @@ def main(argv=None):
     ap.add_argument("--cache", type=Path,
                     default=Path(os.environ.get("PSFUTURE_DATA_CACHE", "~/.cache/psfuture/data")).expanduser(),
                     help="downloaded and unpacked packages (default: $PSFUTURE_DATA_CACHE or %(default)s)")
-    ap.add_argument("--sources", nargs="+", choices=names, default=names, help="training sources to use")
+    ap.add_argument("--sources", nargs="+", choices=names, default=[s.name for s in TRAIN_SOURCES if s.default],
+                    help="training sources to use (default: all but the opt-in ding-words)")
+    ap.add_argument("--add", nargs="+", choices=names, default=[], help="sources to add to those (e.g. ding-words)")
     ap.add_argument("--seed", type=int, default=1, help="shuffling seed of the training split")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        corpus = build(BuildConfig(cache=args.cache, sources=tuple(args.sources), seed=args.seed))
+        corpus = build(BuildConfig(cache=args.cache, sources=tuple(dict.fromkeys(args.sources + args.add)), seed=args.seed))
     except (FetchError, FileNotFoundError, ValueError) as e:
         sys.exit(f"build_data: {e}")
     argv = sys.argv[1:] if argv is None else argv

@@ -35,6 +35,7 @@ class Source:
     # pairs per document: whole documents go to valid or to test.
     read: Callable[[list[Path]], list[Pair] | dict[str, list[Pair]]]
     by_position: bool = False  # aligned by block order rather than by id: check numbers too
+    default: bool = True  # built by `make data`; the others only when named (--sources)
 
     def clean_config(self, base: CleanConfig) -> CleanConfig:
         return dataclasses.replace(base, match_numbers=True) if self.by_position else base
@@ -84,6 +85,10 @@ TRAIN_SOURCES = (
            "manpages-de GPL-3.0-or-later (the translations); English pages per package (man-pages: "
            "Linux-man-pages-copyleft, GPL-2.0+, BSD; see /usr/share/doc/<package>/copyright)",
            manpages.read_manpages, by_position=True),
+    # Everyday vocabulary as short word pairs (177k headwords), opt-in and last, so that every other source keeps
+    # its pairs and counts; what it does to in-domain BLEU is measured (docs/training.md).
+    Source("ding-words", (Package("deb", "trans-de-en", "1.9-6", (ding.DICT_PATH,)),),
+           "GPL-2.0-or-later", lambda t: ding.read_headwords(t[0]), default=False),
 )
 # Never a training source: debian-handbook and gnucash-docs are held out for a later evaluation.
 HELDOUT = Source("gnome-help", (GNOME_USER_DOCS,), "CC-BY-SA-3.0", lambda t: gnome.read_pages(t[0]), by_position=True)
@@ -102,7 +107,7 @@ class SourceReport:
 @dataclass
 class BuildConfig:
     cache: Path
-    sources: tuple[str, ...] | None = None  # names of the training sources to use; None: all
+    sources: tuple[str, ...] | None = None  # names of the training sources to use; None: the default ones
     seed: int = 1
     clean: CleanConfig = field(default_factory=CleanConfig)
 
@@ -135,7 +140,7 @@ def split_heldout(pages: dict[str, list[Pair]], cfg: CleanConfig) -> dict[str, l
 
 
 def build(cfg: BuildConfig, sources: tuple[Source, ...] = TRAIN_SOURCES, heldout: Source = HELDOUT) -> Corpus:
-    wanted = set(cfg.sources) if cfg.sources is not None else {s.name for s in sources}
+    wanted = set(cfg.sources) if cfg.sources is not None else {s.name for s in sources if s.default}
     unknown = wanted - {s.name for s in sources}
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; choose from {[s.name for s in sources]}")

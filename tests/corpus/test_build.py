@@ -1,3 +1,4 @@
+import dataclasses
 import pytest
 
 from psfuture.corpus.build import BuildConfig, Source, build, split_heldout, write_corpus
@@ -72,6 +73,13 @@ def test_build_selects_sources_by_name(cache):
     assert [r.name for r in corpus.reports] == ["two", "held"]
     with pytest.raises(ValueError, match=r"unknown sources \['three'\]"):
         build(BuildConfig(cache=cache, sources=("three",)), sources, _heldout())
+
+
+def test_opt_in_source_is_built_only_when_named(cache):
+    sources = (_tsv_source("one", "one"), dataclasses.replace(_tsv_source("two", "two"), default=False))
+    assert [r.name for r in build(BuildConfig(cache=cache), sources, _heldout()).reports] == ["one", "held"]
+    named = build(BuildConfig(cache=cache, sources=("one", "two")), sources, _heldout())
+    assert [r.name for r in named.reports] == ["one", "two", "held"]
 
 
 def test_write_corpus_writes_aligned_files_and_a_data_card(cache, tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from psfuture.corpus.ding import DICT_PATH, parse_line, read_ding, strip_annotations
+from psfuture.corpus.ding import DICT_PATH, parse_headword, parse_line, read_ding, read_headwords, strip_annotations
 
 
 def test_sentence_variants_pair_up_by_position():
@@ -40,3 +40,29 @@ def test_read_ding(tmp_path):
     assert read_ding(tmp_path) == [("Das Buch verkauft sich gut.", "The book sells well.")]
     with pytest.raises(FileNotFoundError, match="trans-de-en"):
         read_ding(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("line, pair", [
+    ("Bahnhof {m} /Bhf./ | Bahnhöfe {pl} :: railway station [Br.]; train station [Am.] | railway stations",
+     ("Bahnhof", "railway station")),
+    ("angreifen {vi} [sport] | angreifend :: to attack | attacking", ("angreifen", "attack")),
+    ("Bundesregierung {f} [pol.] :: Federal Government", ("Bundesregierung", "Federal Government")),
+    ("jdm. etw. geben :: to give sb. sth.", None),                     # placeholders
+    ("Das ist gut. :: That is good.", None),                           # a sentence: the other source
+    ("Aufnahme {f} eines sehr langen Namens :: recording of a very long name", None),  # over three words
+    ("Radar {m,n} :: radar", ("Radar", "radar")),
+    ("Okay :: Okay", None),                                            # untranslated
+    ("# Version :: devel", None),
+])
+def test_headword_pairs(line, pair):
+    assert parse_headword(line) == pair
+
+
+def test_read_headwords_dedups_and_samples_with_a_fixed_seed(tmp_path):
+    path = tmp_path / DICT_PATH
+    path.parent.mkdir(parents=True)
+    lines = [f"Wort{i} {{n}} :: word{i}" for i in range(50)] + ["Wort1 {n} | Wörter :: word1 | words"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(read_headwords(tmp_path)) == 50
+    sample = read_headwords(tmp_path, limit=10)
+    assert len(sample) == 10 and sample == read_headwords(tmp_path, limit=10) and set(sample) < set(read_headwords(tmp_path))
