@@ -79,10 +79,11 @@ finetune-p2f: $(STAMP) data/ft-bin/dict.de.txt
 	  --name psfuture-ft-p2f-deen -- --max-update $(FT_UPDATES) --save-interval-updates 100 --keep-interval-updates 5 \
 	  --log-interval 25
 
-# Issue 23's second stage: the 500-update fine-tune (FT2_BASE, the shipped model's parent 9be85cd6) trained on with
-# half of the German sources ASR-like (the ASR lever), and beside it the same with the Ding dictionary's 177k
-# headwords mixed in (the vocabulary lever). Resumable; models in build/ft_{asr,words}_model; then
-# `UPDATES=350 bash eval/finetune_stage2.sh`.
+# Issue 23's second stage: the 500-update fine-tune (FT2_BASE; shipped until 2026-12-06 as 9be85cd6, from git:
+# `git archive 7668c53 checkpoints/offline | tar -x -C build/stage1`) trained on with half of the German sources
+# ASR-like (finetune-asr: the ASR lever), and beside it the same with the Ding dictionary's 172k headword pairs mixed
+# in (finetune-words: the vocabulary lever). `--seed 2`: a new batch order, not the first stage's first batches
+# again. Resumable; models in build/ft_{asr,words}_model; evaluation: eval/finetune_compare.sh (its header).
 FT2_UPDATES ?= 350
 FT2_BASE ?= checkpoints/offline
 data/ft-asr-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
@@ -96,7 +97,7 @@ data/ft-words-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offli
 finetune-asr finetune-words: finetune-%: $(STAMP) data/ft-%-bin/dict.de.txt
 	$(PY) scripts/train_p2f.py --model $(FT2_BASE) --data data/ft-$*-bin --work build/ft_$* \
 	  --out build/ft_$*_model --prefix-ratio 0.0 --average 1 --fp16-storage --name psfuture-ft-$*-deen -- \
-	  --max-update $(FT2_UPDATES) --save-interval-updates 50 --keep-interval-updates 8 --log-interval 25
+	  --max-update $(FT2_UPDATES) --save-interval-updates 50 --keep-interval-updates 8 --log-interval 25 --seed 2
 
 # Benchmarks and sweeps: printed tables, results under eval/results/.
 # The README's main table: every policy on the whole GNOME test set (1,425 sentences) on the shipped model, and

@@ -1,5 +1,5 @@
 """The Ding German-English dictionary (Debian trans-de-en): its example sentences (a training source) and its
-headwords (an opt-in source of everyday vocabulary, `scripts/build_data.py --sources ... ding-words`)."""
+headwords (an opt-in source of everyday vocabulary, `scripts/build_data.py --add ding-words`)."""
 from __future__ import annotations
 
 import random
@@ -14,6 +14,7 @@ _ANNOTATION = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|<[^>]*>|(?<!\S)/[^/\s]
 _ALTERNATIVE = re.compile(r"(?<=[^\W\d_]) ?/ ?[^\W\d_][\w-]*")  # "expire/lapse": keep the first
 # Valency placeholders ("jdm. etw. geben" :: "to give sb. sth.") are no words to translate.
 _PLACEHOLDER = re.compile(r"\b(?:jd[mnrs]|etw|sb|sth)\b")
+_ALPHA = re.compile(r"[^\W\d_]")
 _SENTENCE = re.compile(r"^[\"„“‚‘'¡¿]?[^\W\d_].*[.!?…][\"“”‘’']?$")
 
 
@@ -61,8 +62,6 @@ def parse_headword(line: str, max_words: int = 3) -> Pair | None:
         return None
     return (de, en) if max(len(de.split()), len(en.split())) <= max_words else None
 
-
-_ALPHA = re.compile(r"[^\W\d_]")
 
 
 def _lines(tree: Path):
