@@ -85,8 +85,8 @@ TRAIN_SOURCES = (
            "manpages-de GPL-3.0-or-later (the translations); English pages per package (man-pages: "
            "Linux-man-pages-copyleft, GPL-2.0+, BSD; see /usr/share/doc/<package>/copyright)",
            manpages.read_manpages, by_position=True),
-    # Everyday vocabulary as short word pairs (177k headwords, 173k after cleaning), opt-in and last, so that every other source keeps
-    # its pairs and counts; what it does to in-domain BLEU is measured (docs/training.md).
+    # Everyday vocabulary as short word pairs (177k headwords, 173k after cleaning), opt-in and last, so that every
+    # other source keeps its pairs and counts; what it does to in-domain BLEU is measured (docs/training.md).
     Source("ding-words", (Package("deb", "trans-de-en", "1.9-6", (ding.DICT_PATH,)),),
            "GPL-2.0-or-later", lambda t: ding.read_headwords(t[0]), default=False),
 )
