@@ -13,6 +13,7 @@ fairseq-train verbatim (e.g. `-- --max-update 500`, or the distributed options i
 """
 import argparse
 import hashlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _lineage(model: Path) -> dict:
+    """What the base model's own model.json says of its making: a fine-tune of a fine-tune keeps its whole line."""
+    try:
+        info = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: info[k] for k in ("name", "num_updates", "base_model") if k in info}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("checkpoints/offline"), help="model directory to fine-tune")
@@ -191,7 +201,7 @@ def main(argv=None) -> None:
         if rc:
             sys.exit(f"error: fairseq-train stopped with exit status {rc} (its message is above; "
                      f"log: {args.work / 'train.log'}); rerun to resume from the last checkpoint")
-    meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt)}}
+    meta = {"base_model": {"path": str(args.model), "sha256": _sha256(ckpt), **_lineage(args.model)}}
     if trained:  # the launch that ran; a resumed one continued the run from `resumed_from_updates`
         meta.update(preset=args.preset, train_command=cmd[1:], **({"resumed_from_updates": done} if done else {}))
     if args.out:

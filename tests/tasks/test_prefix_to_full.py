@@ -337,6 +337,8 @@ def test_train_p2f_fine_tunes_and_exports_a_translation_model(tiny_model_dir, ti
     meta = json.loads((out / "model.json").read_text())
     assert meta["p2f"]["prefix_ratio"] == 0.7 and meta["p2f"]["prefix_target"] == "proportional"
     assert meta["num_updates"] == 3
+    parent = json.loads((tiny_model_dir / "model.json").read_text())  # the base's own making, kept as lineage
+    assert meta["base_model"]["name"] == parent["name"] and meta["base_model"]["sha256"] == parent["sha256"]
     base = torch.load(tiny_model_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
     tuned = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert tuned["cfg"]["task"]["_name"] == "translation" and tuned["cfg"]["common"]["user_dir"] is None
