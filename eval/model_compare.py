@@ -48,14 +48,16 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     models = [load(ModelSpec.from_args(args).replace(path=m)) for m in args.models]
     names = [f"{m.info.get('name')} ({Path(d).name})" for m, d in zip(models, args.models)]
-    rows, start = [], time.perf_counter()
+    rows, outputs, refs_of, start = [], {}, {}, time.perf_counter()
     for set_name in args.sets.split(","):
         src_file, ref_file = SETS[set_name]
         sources = (args.corpus / src_file).read_text(encoding="utf-8").splitlines()[:args.limit]
         refs = (args.corpus / ref_file).read_text(encoding="utf-8").splitlines()[:args.limit]
+        refs_of[set_name] = refs
         for condition in args.conditions.split(","):
             given = [asr_like(s) if condition == "asr" else s for s in sources]
             hyps = [translate_all(m, given, args.beam) for m in models]
+            outputs[set_name, condition] = hyps
             scores = [bleu(h, refs) for h in hyps]
             for k, (h, (b, signature)) in enumerate(zip(hyps, scores)):
                 row = {"set": set_name, "condition": condition, "model": names[k], "BLEU": round(b, 2),
@@ -75,6 +77,12 @@ def main(argv=None) -> None:
     for entry in loss:
         base = next(x for x in loss if x["set"] == entry["set"] and x["model"] == names[0])
         entry["share_of_baseline_loss"] = round(entry["loss"] / base["loss"], 3) if base["loss"] else None
+        k, out = names.index(entry["model"]), outputs
+        if k and base["loss"]:  # the share's 95% interval, paired bootstrap over the same resamples
+            _, ci = significance.loss_share((out[entry["set"], "written"][k], out[entry["set"], "asr"][k]),
+                                            (out[entry["set"], "written"][0], out[entry["set"], "asr"][0]),
+                                            refs_of[entry["set"]])
+            entry["share_ci"] = [round(x, 3) for x in ci]
     result = {"command": "python eval/model_compare.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "models": [{"dir": d, **{k: m.info.get(k) for k in ("name", "sha256", "precision", "device")}}
                          for d, m in zip(args.models, models)],
@@ -102,10 +110,12 @@ def markdown(r: dict) -> str:
                      f"| {delta} |")
     if r["asr_loss"]:
         lines += ["", "What ASR-like input costs (BLEU as written minus BLEU ASR-like):", "",
-                  "| set | model | written | ASR-like | loss | share of the first model's loss |",
+                  "| set | model | written | ASR-like | loss | share of the first model's loss [95% CI] |",
                   "|---|---|---:|---:|---:|---:|"]
         lines += [f"| {x['set']} | {x['model']} | {x['written']:.2f} | {x['asr']:.2f} | {x['loss']:.2f} | "
-                  f"{x['share_of_baseline_loss']} |" for x in r["asr_loss"]]
+                  f"{x['share_of_baseline_loss']}"
+                  + (f" [{x['share_ci'][0]}, {x['share_ci'][1]}]" if "share_ci" in x else "") + " |"
+                  for x in r["asr_loss"]]
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,28 @@ def weights(points: Sequence[tuple[float, int]], at: float) -> list[tuple[float,
     return [(1.0, pts[0][1])] if len(pts) == 1 and pts[0][0] == at else None
 
 
+def _resampled(bleu, predictions: Sequence[str], refs: list[list[str]], idx: np.ndarray) -> tuple[float, np.ndarray]:
+    """BLEU on the whole set and on each resample (rows of idx), from per-sentence statistics."""
+    stats = np.array(bleu._extract_corpus_statistics(list(predictions), refs), dtype="float32")
+    return (bleu._compute_score_from_stats(stats.sum(0)).score,
+            np.array([bleu._compute_score_from_stats(s.sum(0)).score for s in stats[idx]]))
+
+
+def loss_share(model: tuple[Sequence[str], Sequence[str]], base: tuple[Sequence[str], Sequence[str]],
+               references: Sequence[str], n_samples: int = 1000, seed: int = 12345) -> tuple[float, tuple[float, float]]:
+    """What a condition costs one model as a share of what it costs another, with a 95% percentile interval over
+    paired resamples: (BLEU(model[0]) - BLEU(model[1])) / (BLEU(base[0]) - BLEU(base[1])), each pair being the
+    same sentences in two conditions (as written, ASR-like) and every resample drawn once for all four."""
+    from sacrebleu.metrics import BLEU
+
+    bleu, refs = BLEU(), [list(references)]
+    idx = np.random.default_rng(seed).choice(len(references), size=(n_samples, len(references)), replace=True)
+    (mw, mws), (ma, mas), (bw, bws), (ba, bas) = (_resampled(bleu, p, refs, idx) for p in (*model, *base))
+    ratios = (mws - mas) / (bws - bas)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return (mw - ma) / (bw - ba), (float(low), float(high))
+
+
 def compare_curves(curves: dict[str, Sequence[tuple[float, Sequence[str]]]], pairs: Sequence[tuple[str, str]],
                    references: Sequence[str], metric: str, at: float, n_samples: int = 1000,
                    seed: int = 12345) -> list[Comparison]:
@@ -57,9 +79,7 @@ def compare_curves(curves: dict[str, Sequence[tuple[float, Sequence[str]]]], pai
 
     def scores(label: str, key: int) -> tuple[float, np.ndarray]:
         if (label, key) not in cache:
-            stats = np.array(bleu._extract_corpus_statistics(list(curves[label][key][1]), refs), dtype="float32")
-            full = bleu._compute_score_from_stats(stats.sum(0)).score
-            cache[label, key] = full, np.array([bleu._compute_score_from_stats(s.sum(0)).score for s in stats[idx]])
+            cache[label, key] = _resampled(bleu, curves[label][key][1], refs, idx)
         return cache[label, key]
 
     def at_point(label: str):

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from psfuture.experiments.significance import compare_curves, weights
+from psfuture.experiments.significance import compare_curves, loss_share, weights
 
 WORDS = "the quick brown fox jumps over a lazy dog while it rains in the north".split()
 
@@ -42,3 +42,14 @@ def test_points_a_curve_does_not_reach_are_left_out():
     refs = corpus(50)
     curves = {"a": [(1.0, refs), (2.0, refs)], "b": [(2.5, refs), (6.0, refs)]}
     assert compare_curves(curves, [("a", "b")], refs, "AL", 3.0, n_samples=50) == []
+
+
+def test_loss_share_and_its_interval():
+    refs = corpus()
+    # a condition (say ASR-like input) costs the base ~40% of its words and the model ~10%: a share well under 1
+    base = (damage(refs, 0.05, 5), damage(refs, 0.45, 6))
+    model = (damage(refs, 0.05, 7), damage(refs, 0.15, 8))
+    share, (low, high) = loss_share(model, base, refs, n_samples=200)
+    assert 0 < low < share < high < 0.6
+    same, (low, high) = loss_share(base, base, refs, n_samples=200)
+    assert same == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
