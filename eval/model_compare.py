@@ -36,6 +36,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ModelSpec.add_args(ap, path_flag=None)
     args = ap.parse_args(argv)
+    if len(set(args.models)) < len(args.models):
+        ap.error("--models: each model once (the rows are told apart by their path)")
 
     import torch
 
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     models = [load(ModelSpec.from_args(args).replace(path=m)) for m in args.models]
-    names = [f"{m.info.get('name')} ({Path(d).name})" for m, d in zip(models, args.models)]
+    # The whole path: two models may share a name and a folder name (checkpoints/offline and an old one's copy).
+    names = [f"{m.info.get('name')} ({d})" for m, d in zip(models, args.models)]
     rows, outputs, refs_of, start = [], {}, {}, time.perf_counter()
     for set_name in args.sets.split(","):
         src_file, ref_file = SETS[set_name]
