@@ -20,7 +20,10 @@ POLICIES = {"offline (greedy)": ["--policy", "offline"], "PsFuture (demo default
 
 def translate(model: str, flags: list[str], text: str) -> tuple[list[str], str]:
     run = subprocess.run([sys.executable, "-m", "psfuture.cli", "translate", "--model", model, *flags],
-                         input=text, capture_output=True, text=True, cwd=ROOT, check=True)
+                         input=text, capture_output=True, text=True, cwd=ROOT)
+    if run.returncode:  # the front end's own message (a bad --model, say), not a traceback of ours
+        last = run.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        sys.exit(f"sample_sentences: psfuture translate --model {model} failed:\n{last[0]}")
     sha = re.search(r"sha256 ([0-9a-f]+)", run.stderr)
     return run.stdout.splitlines(), sha.group(1)[:8] if sha else "?"
 
