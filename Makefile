@@ -85,7 +85,7 @@ finetune-p2f: $(STAMP) data/ft-bin/dict.de.txt
 # in (finetune-words: the vocabulary lever). `--seed 2`: a new batch order, not the first stage's first batches
 # again. Resumable; models in build/ft_{asr,words}_model; evaluation: eval/finetune_compare.sh (its header).
 FT2_UPDATES ?= 350
-FT2_BASE ?= checkpoints/offline
+FT2_BASE ?= build/stage1/checkpoints/offline
 data/ft-asr-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offline/spm.model | $(STAMP)
 	test -f data/corpus/train.de || $(PY) scripts/build_data.py --out data/corpus
 	$(PY) scripts/prepare.py --corpus data/corpus --out data/ft-asr-bin --model checkpoints/offline --asr-share 0.5
@@ -95,6 +95,7 @@ data/ft-words-bin/dict.de.txt: checkpoints/offline/dict.de.txt checkpoints/offli
 	$(PY) scripts/prepare.py --corpus data/corpus-words --out data/ft-words-bin --model checkpoints/offline --asr-share 0.5
 
 finetune-asr finetune-words: finetune-%: $(STAMP) data/ft-%-bin/dict.de.txt
+	test -f $(FT2_BASE)/checkpoint.pt || { echo "error: no $(FT2_BASE): mkdir -p build/stage1 && git archive 7668c53 checkpoints/offline | tar -x -C build/stage1 (the first stage), or set FT2_BASE"; exit 1; }
 	$(PY) scripts/train_p2f.py --model $(FT2_BASE) --data data/ft-$*-bin --work build/ft_$* \
 	  --out build/ft_$*_model --prefix-ratio 0.0 --average 1 --fp16-storage --name psfuture-ft-$*-deen -- \
 	  --max-update $(FT2_UPDATES) --save-interval-updates 50 --keep-interval-updates 8 --log-interval 25 --seed 2

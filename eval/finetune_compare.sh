@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Issue 23: the plain fine-tune and its P2F twin on the 280k corpus at one budget, against the shipped model.
+# Issue 23: fine-tunes of BASE on the 280k corpus at one budget (the plain run and its P2F twin; the second stage's
+# runs), against BASE.
 #   make finetune finetune-p2f FT_UPDATES=N     # first: both runs (build/ft_plain, build/ft_p2f), resumable
 #   UPDATES=N bash eval/finetune_compare.sh     # export both at N updates, then evaluate
 # 1. export: each run's last checkpoint (AVERAGE=1, the default: build/ft_{plain,p2f}_model_uN_last) or the average
 #    of its last AVERAGE interval checkpoints (build/ft_{plain,p2f}_model_uN). At 500 updates dev chose the last
 #    checkpoint (+1.17 greedy BLEU over the average of 100..500 for the plain run, +0.67 for P2F:
-#    eval/results/compare_ft_u500_average_dev), so the shipped models are the _last ones.
-# 2. greedy BLEU, as written and ASR-like, whole dev and test, bootstrap against the shipped model
+#    eval/results/compare_ft_u500_average_dev), so the shipped exports are the _last ones.
+# 2. greedy BLEU, as written and ASR-like, whole dev and test, bootstrap against BASE
 #    (eval/results/compare_ft_u$UPDATES[_last]_<sets>_full; SETS picks the sets)
 # 3. PsFuture (KL) on the whole test set for both (SETS="test dev" adds dev), bootstrap of every curve pair at
-#    AL 2/3/4 with the shipped model's sweep (eval/results/sweep_test_full, same dtype and batching), written to
+#    AL 2/3/4 with BASE's sweep (BASE_SWEEP, by default the first model's sweep_test_full), written to
 #    eval/results/ft_plain_u$UPDATES[_last]_<set>_full/bootstrap.md
 # STAGES="export compare sweep" picks stages; a stage whose result exists is skipped. JOBS=1: one sweep process.
 # The second stage (make finetune-asr finetune-words, from the 500-update plain model): RUNS="asr words" STUDY=ft2
-#   BASE=<that model> BASE_SWEEP=eval/results/ft_plain_u500_last_test_full UPDATES=350 bash eval/finetune_compare.sh
+#   BASE=build/stage1/checkpoints/offline (see the Makefile) BASE_SWEEP=eval/results/ft_plain_u500_last_test_full \
+#   UPDATES=350 bash eval/finetune_compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -48,7 +50,7 @@ done
 models=(); for run in $RUNS; do models+=("build/ft_${run}_model_u$UPDATES$TAG"); done
 
 out=eval/results/compare_${STUDY}_u$UPDATES${TAG}_${SETS// /_}_full
-if has compare && [ ${#models[@]} -ge 2 ] && [ ! -f "$out/result.json" ]; then
+if has compare && [ ${#models[@]} -ge 1 ] && [ ! -f "$out/result.json" ]; then
   $PY eval/model_compare.py --models "$BASE" "${models[@]}" --sets "${SETS// /,}" --threads 2 --out "$out"
 fi
 
@@ -64,7 +66,7 @@ if has sweep; then
         --thresholds "kl=$THRESHOLDS" --ablation none --cost-limit 0 --batch 16 --jobs "${JOBS:-2}" --threads 1 \
         --dtype bfloat16 --no-progress --out "$d"
     done
-    if [ -n "$base" ] || [ ${#dirs[@]} -ge 2 ]; then $PY eval/bootstrap.py ${base:+"$base"} "${dirs[@]}" --src "$src" --ref "$ref" \
+    if { [ -n "$base" ] || [ ${#dirs[@]} -ge 2 ]; } && [ ! -f "${dirs[0]}/bootstrap.md" ]; then $PY eval/bootstrap.py ${base:+"$base"} "${dirs[@]}" --src "$src" --ref "$ref" \
       --out "${dirs[0]}/bootstrap.md"; fi
   done
 fi

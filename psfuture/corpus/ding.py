@@ -63,7 +63,6 @@ def parse_headword(line: str, max_words: int = 3) -> Pair | None:
     return (de, en) if max(len(de.split()), len(en.split())) <= max_words else None
 
 
-
 def _lines(tree: Path):
     path = Path(tree) / DICT_PATH
     if not path.is_file():

@@ -58,8 +58,10 @@ def loss_share(model: tuple[Sequence[str], Sequence[str]], base: tuple[Sequence[
     bleu, refs = BLEU(), [list(references)]
     idx = np.random.default_rng(seed).choice(len(references), size=(n_samples, len(references)), replace=True)
     (mw, mws), (ma, mas), (bw, bws), (ba, bas) = (_resampled(bleu, p, refs, idx) for p in (*model, *base))
-    ratios = (mws - mas) / (bws - bas)
-    low, high = np.percentile(ratios, [2.5, 97.5])
+    base_loss = bws - bas
+    # a resample where the condition costs the base nothing has no share: left out
+    ratios = np.divide(mws - mas, base_loss, out=np.full_like(base_loss, np.nan), where=base_loss > 0)
+    low, high = np.nanpercentile(ratios, [2.5, 97.5])
     return (mw - ma) / (bw - ba), (float(low), float(high))
 
 
