@@ -70,22 +70,22 @@ def main(argv=None) -> None:
                                                        [("model", "base")], refs, "config", 0.0)
                     row.update(delta=round(c.delta, 2), ci=[round(x, 2) for x in c.ci], p=c.p)
                 rows.append(row)
-    loss = []  # what ASR-like input costs each model, per set
+    loss = []  # what ASR-like input costs each model, per set, as a share of the first model's
     for set_name in args.sets.split(","):
-        for name in names:
+        if {(set_name, "written"), (set_name, "asr")} - set(outputs):
+            continue
+        base = None
+        for k, name in enumerate(names):
             by = {r["condition"]: r["BLEU"] for r in rows if r["set"] == set_name and r["model"] == name}
-            if {"written", "asr"} <= set(by):
-                loss.append({"set": set_name, "model": name, "written": by["written"], "asr": by["asr"],
-                             "loss": round(by["written"] - by["asr"], 2)})
-    for entry in loss:
-        base = next(x for x in loss if x["set"] == entry["set"] and x["model"] == names[0])
-        entry["share_of_baseline_loss"] = round(entry["loss"] / base["loss"], 3) if base["loss"] else None
-        k, out = names.index(entry["model"]), outputs
-        if k and base["loss"]:  # the share's 95% interval, paired bootstrap over the same resamples
-            _, ci = significance.loss_share((out[entry["set"], "written"][k], out[entry["set"], "asr"][k]),
-                                            (out[entry["set"], "written"][0], out[entry["set"], "asr"][0]),
-                                            refs_of[entry["set"]])
-            entry["share_ci"] = [round(x, 3) for x in ci]
+            entry = {"set": set_name, "model": name, "written": by["written"], "asr": by["asr"],
+                     "loss": round(by["written"] - by["asr"], 2)}
+            base = base or entry
+            entry["share_of_baseline_loss"] = round(entry["loss"] / base["loss"], 3) if base["loss"] else None
+            if k and base["loss"]:  # the share's 95% interval, paired bootstrap over the same resamples
+                written, asr = outputs[set_name, "written"], outputs[set_name, "asr"]
+                _, ci = significance.loss_share((written[k], asr[k]), (written[0], asr[0]), refs_of[set_name])
+                entry["share_ci"] = [round(x, 3) for x in ci]
+            loss.append(entry)
     result = {"command": "python eval/model_compare.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "models": [{"dir": d, **{k: m.info.get(k) for k in ("name", "sha256", "precision", "device")}}
                          for d, m in zip(args.models, models)],
