@@ -35,3 +35,25 @@ def test_prepare_reuses_a_models_vocabulary(tiny_model_dir, tiny_corpus, tmp_pat
     for name in ("spm.model", "dict.de.txt", "dict.en.txt"):
         assert (out / name).read_bytes() == (tiny_model_dir / name).read_bytes(), name
     assert (out / "train.de-en.de.bin").stat().st_size > 0
+
+
+def _train_script():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("train", Path(__file__).resolve().parents[1] / "scripts/train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_gpu_recipes_smoke_run_keeps_its_model_and_drops_what_needs_a_gpu():
+    train = _train_script()
+    for name in ("gpu", "gpu-big"):
+        preset = train.PRESETS[name]
+        flags = train.smoke(preset)
+        model = preset[:preset.index("--lr")]  # architecture and normalisation come first
+        assert flags[:len(model)] == model, name
+        assert "--fp16" not in flags and "--stop-time-hours" not in flags and "--cpu" in flags
+        assert flags.count("--max-update") == 1 and flags[flags.index("--max-update") + 1] == "4"
+    big, base = train.PRESETS["gpu-big"], train.PRESETS["gpu"]
+    assert big[big.index("--lr"):] == base[base.index("--lr"):]  # the two side-by-side runs differ in size alone
