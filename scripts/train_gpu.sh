@@ -4,25 +4,27 @@
 #
 #   bash scripts/train_gpu.sh bundle          # here: .gpu/ = fairseq's wheels + the binarized corpus + dev text
 #   bash scripts/train_gpu.sh run [PRESET..]  # there (device `run`, carry [".gpu"], timeout_s 600): trains the
-#                                             # presets side by side (default: gpu gpu-big), exports each (average
-#                                             # of its last 4 checkpoints, fp16), greedy dev BLEU of both as written
-#                                             # and ASR-like (eval/model_compare.py), returns summary.tgz and the dev
-#                                             # winner's checkpoint in 15 MiB parts (at most 4: 60 MiB)
+#                                             # presets side by side (default: gpu gpu-big), exports each (its last
+#                                             # checkpoint, fp16), greedy BLEU of each on the whole dev set
+#                                             # (eval/model_compare.py), returns summary.tgz and the dev winner's
+#                                             # checkpoint in 15 MiB parts (at most 4: 60 MiB)
 #   bash scripts/train_gpu.sh rest            # there, at once (the machine stays warm ~30 s): the parts left
 #
 # Without a GPU, `run` is a smoke run of the same recipe on CPU (4 updates of each preset, 20 dev sentences) into
 # build/gpu_smoke: test it here before device time is spent. Reassemble here with
-# `cat .../checkpoint.pt.part* > DIR/checkpoint.pt` beside the model.json and the bundle's dict.*.txt and spm.model.
-# The tracked tree (153 MB, the shipped checkpoints) is over the device's 64 MiB: move checkpoints/*/checkpoint.pt
-# out of the checkout for the call and back after it.
+# `cat .../winner.part* > DIR/checkpoint.pt` beside its model.json (in summary.tgz) and the bundle's dict.*.txt and
+# spm.model. The tracked tree (153 MB: the shipped checkpoints 105, eval/results 45) is over the 64 MiB a call
+# carries: move checkpoints/ and eval/results/ out of the checkout for the call and back after it.
 # DATA: the binarized corpus (default data/ft-asr-bin: `make data/ft-asr-bin`, the shipped model's vocabulary, half
-# the sources ASR-like); HOURS: each preset's training wall clock (default 0.11 h: both runs, the exports and the dev
-# comparison fit one 600 s call).
+# the sources ASR-like); HOURS: each preset's training wall clock (default 0.1 h); DEADLINE: seconds after which
+# the dev comparison is cut short (default 560: the first model's parts are in $OUT before it starts, so a call cut
+# at 600 s still returns a model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step=${1:?usage: train_gpu.sh bundle | run [PRESET...] | rest}; shift || true
 DATA=${DATA:-data/ft-asr-bin}
-HOURS=${HOURS:-0.11}
+HOURS=${HOURS:-0.1}
+DEADLINE=${DEADLINE:-560}
 PARTS=4  # 4 x 15 MiB + summary.tgz under the 64 MiB a call returns
 
 case $step in
@@ -49,12 +51,12 @@ run)
   else
     echo "no GPU: a CPU smoke run of the same recipe"
     PY=${PY:-.venv/bin/python} dev=cpu smoke=(--smoke) limit=(--limit 20) tmp=build/gpu_smoke
-    OUT=${OUT:-$tmp/out}; rm -rf "$tmp"
+    OUT=${OUT:-$tmp/out}
   fi
-  mkdir -p "$tmp" "$OUT"
+  rm -rf "$tmp" && mkdir -p "$tmp" "$OUT"  # a second run on a warm machine must not resume a spent clock
   pids=()
   for p in $presets; do  # side by side: a 26-42M model leaves most of the GPU idle
-    $PY scripts/train.py --data .gpu/bin --work "$tmp/work_$p" --preset "$p" "${smoke[@]}" --average 4 \
+    $PY scripts/train.py --data .gpu/bin --work "$tmp/work_$p" --preset "$p" "${smoke[@]}" --average 1 \
       --fp16-storage --name "psfuture-$p-deen" --out "$tmp/model_$p" -- --stop-time-hours "$HOURS" \
       > "$tmp/train_$p.log" 2>&1 &
     pids+=($!)
@@ -62,25 +64,32 @@ run)
   for pid in "${pids[@]}"; do wait "$pid" || echo "a training run failed (see $tmp/train_*.log)"; done
   models=(); for p in $presets; do [ -f "$tmp/model_$p/checkpoint.pt" ] && models+=("$tmp/model_$p"); done
   [ ${#models[@]} -gt 0 ] || { tail -n 30 "$tmp"/train_*.log; exit 1; }
-  $PY eval/model_compare.py --models "${models[@]}" --corpus .gpu/corpus --sets dev --device $dev "${limit[@]}" \
-    --out "$tmp/compare" || true
-  # the winner: the best dev BLEU as written (the first model when the comparison failed)
+  for m in "${models[@]}"; do cp "$m/model.json" "$tmp/$(basename "$m").json"; done
+  pack() {  # $1: the model whose parts go back (at most $PARTS now, the rest with `rest`)
+    rm -f "$OUT"/winner.part* "$tmp"/winner.part*
+    echo "$1" > "$tmp/winner"
+    split -b 15M -d "$1/checkpoint.pt" "$tmp/winner.part"
+    for f in $(ls "$tmp"/winner.part* | head -n $PARTS); do mv "$f" "$OUT/"; done
+    tar -czf "$OUT/summary.tgz" -C "$tmp" winner $(cd "$tmp" && ls train_*.log *.json) \
+      $([ -d "$tmp/compare" ] && echo compare)
+  }
+  pack "${models[0]}"  # the fallback, should the comparison run out of time
+  left=$((DEADLINE - SECONDS)); [ $left -gt 10 ] || left=10
+  timeout $left $PY eval/model_compare.py --models "${models[@]}" --corpus .gpu/corpus --sets dev \
+    --conditions written --device $dev "${limit[@]}" --out "$tmp/compare" || echo "no dev comparison (time or error)"
+  # the winner: the best dev BLEU (the first model when the comparison failed)
   best=$($PY - "$tmp/compare/result.json" "${models[@]}" <<'EOF'
 import json, sys
 try:
-    rows = [r for r in json.load(open(sys.argv[1]))["rows"] if r["condition"] == "written"]
+    rows = json.load(open(sys.argv[1]))["rows"]
     print(max(sys.argv[2:], key=lambda m: next(r["BLEU"] for r in rows if r["model"].endswith(f"({m})"))))
 except Exception:
     print(sys.argv[2])
 EOF
 )
-  echo "$best" > "$tmp/winner"
-  split -b 15M -d "$best/checkpoint.pt" "$tmp/winner.part"
-  for m in "${models[@]}"; do cp "$m/model.json" "$tmp/$(basename "$m").json"; done
-  tar -czf "$OUT/summary.tgz" -C "$tmp" winner $(cd "$tmp" && ls train_*.log *.json) compare 2>/dev/null || true
-  for f in $(ls "$tmp"/winner.part* | head -n $PARTS); do mv "$f" "$OUT/"; done
-  tail -n 5 "$tmp"/train_*.log; cat "$tmp/compare/result.md" 2>/dev/null || true
-  echo "winner: $best; parts back: $(ls "$OUT" | grep -c part); left: $(ls "$tmp" | grep -c winner.part)"
+  pack "$best"
+  tail -n 3 "$tmp"/train_*.log; cat "$tmp/compare/result.md" 2>/dev/null || true
+  echo "winner: $best; parts back: $(ls "$OUT" | grep -c part); left for rest: $(ls "$tmp" | grep -c winner.part)"
   ;;
 rest)
   tmp=/tmp/gpu; [ -d "$tmp" ] || tmp=build/gpu_smoke
