@@ -1,4 +1,5 @@
 """Session fixtures: a tiny De->En model trained through the real scripts in seconds."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,6 +18,14 @@ os.environ["PSFUTURE_DTYPE"] = "float32"
 def run_script(name: str, *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def load_script(path: str, name: str | None = None):
+    """A script of the repository (e.g. "eval/sweep.py") as a module, to call its functions in-process."""
+    spec = importlib.util.spec_from_file_location(name or Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

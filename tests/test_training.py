@@ -37,17 +37,9 @@ def test_prepare_reuses_a_models_vocabulary(tiny_model_dir, tiny_corpus, tmp_pat
     assert (out / "train.de-en.de.bin").stat().st_size > 0
 
 
-def _train_script():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("train", Path(__file__).resolve().parents[1] / "scripts/train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_gpu_recipes_smoke_run_keeps_its_model_and_drops_what_needs_a_gpu():
-    train = _train_script()
+    from conftest import load_script
+    train = load_script("scripts/train.py")
     for name in ("gpu", "gpu-big"):
         preset = train.PRESETS[name]
         flags = train.smoke(preset)

@@ -1,18 +1,12 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from psfuture.corpus.fetch import FetchError
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts/build_data.py"
+from conftest import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("build_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/build_data.py")
 
 
 def test_download_failure_exits_with_the_reason(tmp_path, monkeypatch):

@@ -57,12 +57,8 @@ def test_loss_share_and_its_interval():
 
 def test_model_compare_refuses_the_same_model_twice(tmp_path, capsys):
     """Its rows are told apart by path: the same folder twice would pair a model with itself under one name."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("model_compare", Path(__file__).parents[2] / "eval/model_compare.py")
-    model_compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(model_compare)
+    from conftest import load_script
+    model_compare = load_script("eval/model_compare.py")
     with pytest.raises(SystemExit):
         model_compare.main(["--models", "checkpoints/offline", "checkpoints/offline", "--out", str(tmp_path)])
     assert "each model once" in capsys.readouterr().err

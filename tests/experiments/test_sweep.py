@@ -1,10 +1,10 @@
 """The sweep: its metrics equal SimulEval's on the same stream; grids, calibration and the edge script."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from psfuture import agents
 from psfuture.experiments import grids, report, sweep
@@ -119,10 +119,7 @@ def test_calibration_interpolates_and_round_trips(tmp_path):
 
 def edge_main(argv):
     """eval/sweep.py's main, in-process (the script's own startup costs more than the tiny sweep)."""
-    spec = importlib.util.spec_from_file_location("eval_sweep", ROOT / "eval" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(argv)
+    load_script("eval/sweep.py", "eval_sweep").main(argv)
 
 
 def test_edge_script_writes_tables_plot_and_calibration(tiny_model_dir, corpus, tmp_path, capsys):
